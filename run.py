@@ -1,0 +1,153 @@
+"""The daemon's entry point: ``python run.py`` (or the ``volspike-actors`` command).
+
+Exit codes:
+
+- ``0``: stopped cleanly (Ctrl-C, SIGTERM);
+- ``1``: failed at start, or the root supervisor gave up (restart intensity exceeded);
+- ``2``: bad command line or configuration (one line on standard error names the setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+import pykka.debug
+from loguru import logger
+
+from messages.errors import ConfigError
+from supervisors.config import load_config, render_config
+from supervisors.logs import setup_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
+
+    from supervisors.config import Config
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description=(
+            "volspike-actors: a supervised, WebSocket-first market-data daemon for Binance "
+            "USD-M perpetuals. Settings come from environment variables, an optional TOML "
+            "file and these flags (flags win)."
+        ),
+        epilog="Exit codes: 0 clean stop, 1 start failure or supervisor gave up, 2 bad config.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="a TOML file of settings")
+    parser.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="override one setting (repeatable), e.g. --set funding_api_port=9000",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective configuration (secrets redacted) and exit",
+    )
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines")
+    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--state-dir", metavar="DIR", help="where the SQLite state lives")
+    return parser.parse_args(argv)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set {item}", "expected NAME=VALUE")
+        overrides[name.strip()] = value
+    if args.log_json:
+        overrides["log_json"] = "true"
+    if args.log_level:
+        overrides["log_level"] = args.log_level
+    if args.state_dir:
+        overrides["state_dir"] = args.state_dir
+    return overrides
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT ask for a clean stop; SIGUSR1 dumps every thread's stack."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received {}, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
+
+
+def _banner(config: Config) -> None:
+    sinks = []
+    if config.has_prod_backend:
+        sinks.append(f"backend PROD {config.volspike_api_url}")
+    if config.has_dev_backend:
+        sinks.append(f"backend DEV {config.volspike_api_url_dev}")
+    if config.has_telegram:
+        sinks.append(f"telegram chat {config.chat_id}")
+    if not sinks:
+        sinks.append(f"local SQLite {config.state_dir / 'volspike.db'} (no backend configured)")
+    logger.info("volspike-actors starting")
+    logger.info("exchange: REST {} | WebSocket {}", config.binance_rest_url, config.binance_ws_url)
+    logger.info("HTTP API: http://{}:{}", config.funding_api_host, config.funding_api_port)
+    logger.info("sinks: {}", "; ".join(sinks))
+
+
+def run(config: Config, stop: threading.Event) -> int:
+    """Run the daemon until ``stop`` is set; returns the exit code."""
+    _banner(config)
+    logger.warning(
+        "skeleton only: configuration, logging and messages are ready, but no actors are "
+        "wired yet (feeds, price cache, HTTP API, scanner, poller and poster are not built); "
+        "nothing is fetched or delivered. Press Ctrl-C to stop."
+    )
+    try:
+        stop.wait()
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+    logger.info("stopped cleanly")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, load the configuration, run; returns the process exit code."""
+    args = _parse_args(argv)
+    try:
+        config = load_config(
+            toml_path=args.config,
+            overrides=_overrides(args),
+            warn=lambda text: print(f"volspike-actors: warning: {text}", file=sys.stderr),
+        )
+    except ConfigError as exc:
+        print(f"volspike-actors: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.print_config:
+        print(render_config(config))
+        return EXIT_OK
+    setup_logging(level=config.log_level, json=config.log_json, secrets=config.secrets)
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    try:
+        return run(config, stop)
+    except Exception:
+        logger.exception("failed")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
