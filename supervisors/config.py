@@ -404,7 +404,7 @@ _TOML_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _parse(  # noqa: C901, PLR0911, PLR0912 - one branch per kind reads best
+def _parse(  # noqa: C901, PLR0912 - one branch per kind reads best
     setting: Setting, raw: Any, where: str, *, typed: bool = False
 ) -> Any:
     """Text (env, CLI) or a TOML value (``typed``) → the setting's type, checked."""
