@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from messages.open_interest import LiquidUniverse, OiSample, UniverseMember
@@ -34,22 +33,15 @@ if TYPE_CHECKING:
     from supervisors.config import Config
 
 __all__ = [
-    "EmptyUniverseError",
     "SnapshotPlan",
     "UniverseEvaluation",
     "UniverseRules",
     "UniverseTracker",
-    "iso_utc",
     "plan_snapshot",
-    "universe_update_payload",
 ]
 
 DEFAULT_MAX_TICKER_AGE_MS: Final = 3_600_000
 """A symbol with no ticker change for an hour had no trade for an hour: not liquid."""
-
-
-class EmptyUniverseError(ValueError):
-    """Refused to build an update for an empty universe (the backend would wipe its set)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,37 +214,6 @@ class UniverseTracker:
             str(symbol): _Seen(float(volume), int(last_seen))
             for symbol, volume, last_seen in state.get("seen", ())
         }
-
-
-def iso_utc(ms: int) -> str:
-    """``2025-12-05T12:34:56.789Z``: UTC with milliseconds, as JavaScript's ``toISOString``."""
-    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
-
-
-def universe_update_payload(universe: LiquidUniverse) -> dict[str, Any]:
-    """The body of ``POST /api/market/open-interest/liquid-universe/update`` (spec §2.2 step 6).
-
-    ``enteredAt`` is sent when known and omitted when not (never ``null``); the backend keeps
-    the stored ``enteredAt`` of rows that already exist either way.
-
-    Raises:
-        EmptyUniverseError: when ``universe`` has no members (the backend would delete them all).
-    """
-    if not universe.members:
-        raise EmptyUniverseError("refusing to post an empty liquid universe")
-    return {
-        "symbols": [_member_body(m) for m in universe.members],
-        "updatedAt": iso_utc(universe.updated_ms),
-    }
-
-
-def _member_body(member: UniverseMember) -> dict[str, Any]:
-    body: dict[str, Any] = {"symbol": member.symbol, "quoteVolume24h": member.quote_volume_24h}
-    if member.entered_ms is not None:
-        body["enteredAt"] = iso_utc(member.entered_ms)
-    body["lastSeenAt"] = iso_utc(member.last_seen_ms)
-    return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,12 @@ import json
 
 import pytest
 
+from actors._payloads import EmptyUniverseError, iso_utc, universe_update_body
 from actors._universe_logic import (
-    EmptyUniverseError,
     SnapshotPlan,
     UniverseRules,
     UniverseTracker,
-    iso_utc,
     plan_snapshot,
-    universe_update_payload,
 )
 from messages.market import Ticker24h
 from messages.open_interest import LiquidUniverse, OiSample, UniverseMember
@@ -212,36 +210,36 @@ def test_the_update_payload_has_the_originals_shape_and_omits_unknown_entry_time
         ),
         updated_ms=T0 + 1_000,
     )
-    assert universe_update_payload(universe) == {
+    assert universe_update_body(universe) == {
         "symbols": [
             {
                 "symbol": "BTCUSDT",
                 "quoteVolume24h": 9.5e9,
-                "enteredAt": "2026-03-18T06:00:00.123Z",
-                "lastSeenAt": "2026-03-19T06:00:00.007Z",
+                "enteredAt": "2026-03-18T06:00:00Z",
+                "lastSeenAt": "2026-03-19T06:00:00Z",
             },
             {
                 "symbol": "ETHUSDT",
                 "quoteVolume24h": 4e6,
-                "lastSeenAt": "2026-03-19T06:00:00.000Z",
+                "lastSeenAt": "2026-03-19T06:00:00Z",
             },
         ],
-        "updatedAt": "2026-03-19T06:00:01.000Z",
+        "updatedAt": "2026-03-19T06:00:01Z",
     }
-    json.dumps(universe_update_payload(universe))  # plain JSON, no nulls
-    assert "null" not in json.dumps(universe_update_payload(universe))
+    json.dumps(universe_update_body(universe))  # plain JSON, no nulls
+    assert "null" not in json.dumps(universe_update_body(universe))
 
 
 def test_no_payload_is_built_for_an_empty_universe():
     with pytest.raises(EmptyUniverseError):
-        universe_update_payload(LiquidUniverse(members=(), updated_ms=T0))
+        universe_update_body(LiquidUniverse(members=(), updated_ms=T0))
 
 
 @pytest.mark.parametrize(
     ("ms", "text"),
-    [(0, "1970-01-01T00:00:00.000Z"), (T0 + 999, "2026-03-19T06:00:00.999Z")],
+    [(0, "1970-01-01T00:00:00Z"), (T0 + 999, "2026-03-19T06:00:00Z")],
 )
-def test_iso_times_are_utc_with_milliseconds(ms, text):
+def test_iso_times_are_utc_in_the_scripts_format(ms, text):
     assert iso_utc(ms) == text
 
 
