@@ -19,8 +19,10 @@ import pykka.debug
 from loguru import logger
 
 from messages.errors import ConfigError
+from supervisors.app import Boards, build_tree
 from supervisors.config import load_config, render_config
 from supervisors.logs import setup_logging
+from supervisors.root import start_tree
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -109,19 +111,40 @@ def _banner(config: Config) -> None:
 
 
 def run(config: Config, stop: threading.Event) -> int:
-    """Run the daemon until ``stop`` is set; returns the exit code."""
+    """Run the supervision tree until ``stop`` is set or the tree ends; returns the exit code."""
     _banner(config)
     logger.warning(
-        "skeleton only: configuration, logging and messages are ready, but no actors are "
-        "wired yet (feeds, price cache, HTTP API, scanner, poller and poster are not built); "
-        "nothing is fetched or delivered. Press Ctrl-C to stop."
+        "partial build: the market feed, price cache and HTTP API run; the volume scanner, "
+        "open-interest poller and delivery (backend, SQLite sink, Telegram) are not built yet, "
+        "so no alerts are produced"
     )
+    boards = Boards()
+    handle = start_tree(build_tree(config, boards), wait_started_s=30.0)
     try:
-        stop.wait()
+        if handle.started:
+            logger.info("running; Ctrl-C or SIGTERM stops")
+        while True:
+            code = handle.wait(timeout=0.5)
+            if code is not None:
+                logger.error("the supervision tree ended by itself (exit code {})", code)
+                return code
+            if stop.is_set():
+                code = handle.shutdown("stop requested", exit_code=EXIT_OK, timeout=60.0)
+                if code is None:
+                    logger.error("the tree did not stop within 60 s; exiting anyway")
+                    return EXIT_FAILED
+                logger.info("stopped cleanly")
+                return code
     finally:
+        _stop_remaining()
+
+
+def _stop_remaining() -> None:
+    """Mopidy's last resort: stop whatever actor is still alive, and say so loudly."""
+    left = pykka.ActorRegistry.get_all()
+    if left:
+        logger.error("{} actor(s) still running after shutdown (a bug): {}", len(left), left)
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
-    logger.info("stopped cleanly")
-    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from messages.control import (
     Shutdown,
     Tick,
 )
+from messages.feed import FeedConnected, FeedData, FeedDisconnected
 from messages.market import (
     Kline,
     KlineUpdate,
@@ -42,6 +43,9 @@ __all__ = [
     "ChildFailed",
     "ChildHealth",
     "FailureInfo",
+    "FeedConnected",
+    "FeedData",
+    "FeedDisconnected",
     "GetPrice",
     "GetPrices",
     "HealthQuery",

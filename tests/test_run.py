@@ -58,7 +58,16 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
     for sig in (signal.SIGINT, signal.SIGTERM):
         env = {**os.environ, "VOLSPIKE_API_KEY": "", "VOLSPIKE_API_URL": ""}
         proc = subprocess.Popen(
-            [sys.executable, "run.py", "--state-dir", str(tmp_path)],
+            [
+                sys.executable,
+                "run.py",
+                "--state-dir",
+                str(tmp_path),
+                "--set",
+                "funding_api_port=0",
+                "--set",
+                "binance_ws_url=ws://127.0.0.1:9/market",
+            ],
             cwd=ROOT,
             env=env,
             stderr=subprocess.PIPE,
@@ -68,8 +77,9 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True).start()
         try:
-            seen = _wait_for_line(lines, "Press Ctrl-C to stop")
+            seen = _wait_for_line(lines, "Ctrl-C or SIGTERM stops")
             assert any("local SQLite" in line for line in seen)
+            assert any("partial build" in line for line in seen)
             proc.send_signal(sig)
             _wait_for_line(lines, "stopped cleanly")
             assert proc.wait(timeout=20) == 0

@@ -1,0 +1,260 @@
+"""One WebSocket connection of a feed, owned by a helper thread that only hands messages over.
+
+The thread connects, reads frames, parses them (so the actor thread never parses), and passes
+every outcome to ``deliver`` — the owning actor's ``tell`` — as :mod:`messages.feed` messages.
+It reconnects by itself with jittered exponential backoff, waits much longer after a handshake
+refused with 429/418 (a reconnect storm is how IPs get banned), and never gives up until
+:meth:`FeedConnection.stop` is called. Server pings are answered by websocket-client; the
+thread also sends its own pings and treats a missing pong as a dead connection.
+
+Deciding that an *open* connection is dead because it is silent is the actor's job (it sees
+the data); it calls :meth:`FeedConnection.reconnect`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pykka
+import websocket
+
+from messages.binance import parse_frame
+from messages.errors import FrameError
+from messages.feed import FeedConnected, FeedData, FeedDisconnected
+from supervisors.backoff import Backoff, BackoffPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from supervisors.clock import Clock
+
+__all__ = ["FeedConnection", "FeedTimeouts"]
+
+_ids = itertools.count(1)
+
+
+class FeedTimeouts:
+    """Timing knobs of a connection (seconds); defaults suit Binance."""
+
+    def __init__(
+        self,
+        *,
+        connect_s: float = 10.0,
+        read_poll_s: float = 0.5,
+        ping_interval_s: float = 30.0,
+        pong_timeout_s: float = 10.0,
+        refused_backoff_s: float = 60.0,
+    ) -> None:
+        if ping_interval_s <= pong_timeout_s:
+            raise ValueError("ping_interval_s must be greater than pong_timeout_s")
+        self.connect_s = connect_s
+        self.read_poll_s = read_poll_s
+        self.ping_interval_s = ping_interval_s
+        self.pong_timeout_s = pong_timeout_s
+        self.refused_backoff_s = refused_backoff_s
+
+
+class FeedConnection:
+    """A reconnecting WebSocket reader (one thread, named ``Feed-<name>-<id>``).
+
+    Args:
+        name: the feed's name, for the thread name and logs.
+        url: the full stream URL.
+        deliver: called (in this connection's thread) with each message for the actor.
+        clock: wall and monotonic time.
+        backoff: reconnect delays; the count resets after a connection that lived long enough.
+        timeouts: connect, ping and pong timing.
+    """
+
+    def __init__(  # noqa: PLR0913 - the optional ones are keyword-only
+        self,
+        name: str,
+        url: str,
+        deliver: Callable[[Any], None],
+        clock: Clock,
+        *,
+        backoff: BackoffPolicy | None = None,
+        timeouts: FeedTimeouts | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.connection_id = next(_ids)
+        self._deliver_to_owner = deliver
+        self._clock = clock
+        self._backoff = Backoff(
+            backoff or BackoffPolicy(initial_s=0.5, max_s=60.0, reset_after_s=60.0)
+        )
+        self._timeouts = timeouts or FeedTimeouts()
+        self._stop = threading.Event()
+        self._ws: websocket.WebSocket | None = None
+        self._lock = threading.Lock()
+        self._reconnect_reason: str | None = None
+        self.connects = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"Feed-{name}-{self.connection_id}", daemon=True
+        )
+
+    def start(self) -> FeedConnection:
+        """Start the thread (returns at once)."""
+        self._thread.start()
+        return self
+
+    def reconnect(self, reason: str) -> None:
+        """Drop the current socket (from any thread); the thread reconnects after its backoff."""
+        with self._lock:
+            self._reconnect_reason = reason
+            ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.abort()
+
+    def close(self) -> None:
+        """Ask the thread to end (from any thread) without waiting for it."""
+        self._stop.set()
+        self.reconnect("stopping")
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Close the socket and end the thread; ``True`` if it ended within ``timeout``."""
+        self.close()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread is running."""
+        return self._thread.is_alive()
+
+    # --- the thread ----------------------------------------------------------------------
+
+    def _deliver(self, message: Any) -> None:
+        """Hand a message to the owner; an owner that is gone ends this thread quietly."""
+        try:
+            self._deliver_to_owner(message)
+        except pykka.ActorDeadError:
+            self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            connected_at, reason, refused = self._session()
+            if self._stop.is_set():
+                self._deliver(self._down(reason, None))
+                break
+            delay = self._backoff.next_delay(
+                now=self._clock.monotonic(), running_since=connected_at
+            )
+            if refused:
+                delay = max(delay, self._timeouts.refused_backoff_s)
+            self._deliver(self._down(reason, delay))
+            if self._clock.wait(delay, self._stop):
+                break
+
+    def _down(self, reason: str, retry_in_s: float | None) -> FeedDisconnected:
+        return FeedDisconnected(
+            connection_id=self.connection_id,
+            reason=reason,
+            at_ms=self._clock.time_ms(),  # type: ignore[arg-type]
+            retry_in_s=retry_in_s,
+        )
+
+    def _session(self) -> tuple[float | None, str, bool]:
+        """Connect and read until the connection ends: (connected_at, reason, refused)."""
+        try:
+            ws = websocket.create_connection(
+                self.url,
+                timeout=self._timeouts.connect_s,
+                enable_multithread=True,
+                suppress_origin=True,
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            status = getattr(exc, "status_code", None)
+            return None, f"handshake refused: HTTP {status}", status in (418, 429)
+        except (OSError, websocket.WebSocketException) as exc:
+            return None, f"connect failed: {type(exc).__name__}: {exc}", False
+        with self._lock:
+            self._ws = ws
+            self._reconnect_reason = None
+        if self._stop.is_set():
+            ws.abort()
+        connected_at = self._clock.monotonic()
+        self.connects += 1
+        self._deliver(
+            FeedConnected(
+                connection_id=self.connection_id,
+                url=self.url,
+                at_ms=self._clock.time_ms(),  # type: ignore[arg-type]
+            )
+        )
+        try:
+            reason = self._read(ws)
+        finally:
+            with self._lock:
+                self._ws = None
+            with contextlib.suppress(Exception):
+                ws.close(timeout=1)
+        return connected_at, reason, False
+
+    def _read(self, ws: websocket.WebSocket) -> str:  # noqa: C901 - one loop, every exit named
+        timeouts = self._timeouts
+        ws.settimeout(timeouts.read_poll_s)
+        monotonic = time.monotonic  # pings are real-time, whatever clock drives the rest
+        next_ping = monotonic() + timeouts.ping_interval_s
+        pong_due: float | None = None
+        while True:
+            try:
+                opcode, frame = ws.recv_data_frame(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                opcode, frame = None, None
+            except (websocket.WebSocketException, OSError) as exc:
+                return self._reconnect_reason or f"connection lost: {type(exc).__name__}: {exc}"
+            now = monotonic()
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                self._handle_text(frame.data)
+            elif opcode == websocket.ABNF.OPCODE_PONG:
+                pong_due = None
+            elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                return "closed by the server"
+            if self._reconnect_reason is not None:
+                return self._reconnect_reason
+            if pong_due is not None and now > pong_due:
+                return f"no pong within {timeouts.pong_timeout_s:g} s"
+            if now >= next_ping:
+                try:
+                    ws.ping()
+                except (websocket.WebSocketException, OSError) as exc:
+                    return f"ping failed: {exc}"
+                next_ping = now + timeouts.ping_interval_s
+                if pong_due is None:
+                    pong_due = now + timeouts.pong_timeout_s
+
+    def _handle_text(self, data: bytes) -> None:
+        received_mono = self._clock.monotonic()
+        try:
+            parsed = parse_frame(data, self._clock.time_ms())
+        except FrameError as exc:
+            self._deliver(
+                FeedData(
+                    connection_id=self.connection_id,
+                    message=None,
+                    rejected=(exc.reason,),
+                    received_mono=received_mono,
+                    detail=exc.detail,
+                )
+            )
+            return
+        errors = parsed.errors
+        self._deliver(
+            FeedData(
+                connection_id=self.connection_id,
+                message=parsed.message,
+                rejected=tuple(e.reason for e in errors),
+                received_mono=received_mono,
+                detail=errors[0].detail if errors else None,
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"FeedConnection({self.name!r}, id={self.connection_id}, url={self.url!r})"

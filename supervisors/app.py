@@ -1,0 +1,104 @@
+"""The application's supervision tree, built from the configuration.
+
+Order matters: consumers start before producers and stop after them (the root stops in
+reverse start order), so no message is sent to an actor that is not there yet:
+
+    root (one_for_one)
+    ├── price-cache   PriceCacheActor   writes the price board
+    ├── http-api      HttpApiActor      serves the boards on FUNDING_API_HOST:PORT
+    └── feed-market   FeedActor         !markPrice@arr@1s + !ticker@arr → price-cache
+
+The boards (:class:`~actors._price_board.PriceBoard`, :class:`~actors._status.StatusBoard`) are
+created here, once, and shared by every incarnation of the actors that use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from actors._feed_logic import MARKET_STREAMS
+from actors._price_board import PriceBoard
+from actors._status import StatusBoard
+from actors.feed import FeedActor
+from actors.http_api import HttpApiActor
+from actors.price_cache import PriceCacheActor
+from supervisors.backoff import BackoffPolicy
+from supervisors.spec import ChildSpec
+from supervisors.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from supervisors.config import Config
+
+__all__ = ["ROOT", "Boards", "build_tree"]
+
+ROOT = "root"
+"""The root supervisor's name (and registry address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Boards:
+    """The shared, lock-free read models that outlive actor restarts."""
+
+    prices: PriceBoard = field(default_factory=PriceBoard)
+    status: StatusBoard = field(default_factory=StatusBoard)
+
+
+def build_tree(config: Config, boards: Boards, *, ws_base_url: str | None = None) -> ChildSpec:
+    """The root supervisor's spec for ``config``.
+
+    Args:
+        config: the effective configuration.
+        boards: the shared boards (keep a reference to read the cache in-process).
+        ws_base_url: overrides ``config.binance_ws_url`` (the simulator's URL).
+    """
+    stall = config.feed_stall_after_s
+    children = [
+        ChildSpec(
+            name="price-cache",
+            actor_class=PriceCacheActor,
+            kwargs={
+                "board": boards.prices,
+                "status": boards.status,
+                "stale_after_s": config.stale_after_s,
+                "evict_after_s": config.evict_after_s,
+            },
+        ),
+        ChildSpec(
+            name="http-api",
+            actor_class=HttpApiActor,
+            kwargs={
+                "board": boards.prices,
+                "status": boards.status,
+                "host": config.funding_api_host,
+                "port": config.funding_api_port,
+                "feeds": ("feed-market",),
+                "supervisor": ROOT,
+                "stale_after_s": config.stale_after_s,
+            },
+            backoff=BackoffPolicy(initial_s=1.0, max_s=30.0),
+        ),
+        ChildSpec(
+            name="feed-market",
+            actor_class=FeedActor,
+            kwargs={
+                "base_url": ws_base_url or config.binance_ws_url,
+                "streams": MARKET_STREAMS,
+                "routes": {"MarkPrices": ("price-cache",), "Tickers": ("universe",)},
+                "status": boards.status,
+                "stall_after_s": stall,
+                "rotate_after_s": config.feed_rotate_after_s,
+            },
+            # The feed reconnects by itself; a feed that gets no data at all for this long
+            # (DNS gone, every handshake refused) is restarted from scratch by its supervisor.
+            progress_deadline_s=max(60.0, 4 * stall),
+        ),
+    ]
+    return Supervisor.spec(
+        ROOT,
+        children=children,
+        strategy="one_for_one",
+        max_restarts=10,
+        within_s=60.0,
+        health_log_interval_s=config.health_log_interval_s or None,
+    )
