@@ -28,6 +28,8 @@ from supervisors.spec import ChildSpec
 from supervisors.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from supervisors.config import Config
 
 __all__ = ["ROOT", "Boards", "build_tree"]
@@ -44,14 +46,28 @@ class Boards:
     status: StatusBoard = field(default_factory=StatusBoard)
 
 
-def build_tree(config: Config, boards: Boards, *, ws_base_url: str | None = None) -> ChildSpec:
+def build_tree(
+    config: Config,
+    boards: Boards,
+    *,
+    ws_base_url: str | None = None,
+    extra_children: Sequence[ChildSpec] = (),
+    extra_routes: Mapping[str, Sequence[str]] | None = None,
+) -> ChildSpec:
     """The root supervisor's spec for ``config``.
 
     Args:
         config: the effective configuration.
         boards: the shared boards (keep a reference to read the cache in-process).
         ws_base_url: overrides ``config.binance_ws_url`` (the simulator's URL).
+        extra_children: an embedding application's own actors; they start after the cache and
+            before the feed, so they receive from the first frame.
+        extra_routes: more consumers for the market feed's messages, by message type name
+            (``{"MarkPrices": ("my-actor",)}``).
     """
+    routes: dict[str, tuple[str, ...]] = {"MarkPrices": ("price-cache",), "Tickers": ()}
+    for kind, names in (extra_routes or {}).items():
+        routes[kind] = (*routes.get(kind, ()), *names)
     stall = config.feed_stall_after_s
     children = [
         ChildSpec(
@@ -78,13 +94,14 @@ def build_tree(config: Config, boards: Boards, *, ws_base_url: str | None = None
             },
             backoff=BackoffPolicy(initial_s=1.0, max_s=30.0),
         ),
+        *extra_children,
         ChildSpec(
             name="feed-market",
             actor_class=FeedActor,
             kwargs={
                 "base_url": ws_base_url or config.binance_ws_url,
                 "streams": MARKET_STREAMS,
-                "routes": {"MarkPrices": ("price-cache",), "Tickers": ("universe",)},
+                "routes": routes,
                 "status": boards.status,
                 "stall_after_s": stall,
                 "rotate_after_s": config.feed_rotate_after_s,
