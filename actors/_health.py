@@ -43,26 +43,7 @@ def compute_health(  # noqa: PLR0913 - everything health depends on, by name
 ) -> tuple[bool, dict[str, Any]]:
     """``(healthy, body)`` for ``/health``; ``body["reasons"]`` says what is wrong."""
     reasons: list[str] = []
-    feed_body: dict[str, Any] = {}
-    for name in feeds:
-        status = statuses.get(name)
-        if not isinstance(status, FeedStatus):
-            reasons.append(f"feed {name}: not running")
-            feed_body[name] = {"connected": False}
-            continue
-        silent_for = now_mono - status.published_mono
-        entry: dict[str, Any] = {"connected": status.connected, "streams": status.streams}
-        if status.data_age_s is not None:
-            entry["dataAgeSeconds"] = round(status.data_age_s, 3)
-        if silent_for > status_max_age_s:
-            reasons.append(f"feed {name}: no status for {silent_for:.1f} s (actor not running?)")
-        elif status.stalled is not None:
-            reasons.append(f"feed {name}: {status.stalled}")
-            entry["problem"] = status.stalled
-        elif status.data_age_s is None:
-            reasons.append(f"feed {name}: connected, no data yet")
-            entry["problem"] = "no data yet"
-        feed_body[name] = entry
+    feed_body = _feed_rows(statuses, feeds, now_mono, status_max_age_s, reasons)
     records = board.records()
     ages = [now_mono - r.received_mono for r in records.values()]
     stale = sum(1 for age in ages if age > stale_after_s)
@@ -105,3 +86,37 @@ def _actor_rows(report: HealthReport | None, reasons: list[str]) -> list[dict[st
         if child.state not in _FINE:
             reasons.append(f"actor {path}: {child.state}")
     return rows
+
+
+def _feed_rows(
+    statuses: Mapping[str, Any],
+    feeds: Sequence[str],
+    now_mono: float,
+    status_max_age_s: float,
+    reasons: list[str],
+) -> dict[str, Any]:
+    feed_body: dict[str, Any] = {}
+    for name in feeds:
+        status = statuses.get(name)
+        if not isinstance(status, FeedStatus):
+            reasons.append(f"feed {name}: not running")
+            feed_body[name] = {"connected": False}
+            continue
+        silent_for = now_mono - status.published_mono
+        entry: dict[str, Any] = {"connected": status.connected, "streams": status.streams}
+        if status.streams == 0 and silent_for <= status_max_age_s:
+            entry["idle"] = True  # nothing to carry (a spare kline shard): not a problem
+            feed_body[name] = entry
+            continue
+        if status.data_age_s is not None:
+            entry["dataAgeSeconds"] = round(status.data_age_s, 3)
+        if silent_for > status_max_age_s:
+            reasons.append(f"feed {name}: no status for {silent_for:.1f} s (actor not running?)")
+        elif status.stalled is not None:
+            reasons.append(f"feed {name}: {status.stalled}")
+            entry["problem"] = status.stalled
+        elif status.data_age_s is None:
+            reasons.append(f"feed {name}: connected, no data yet")
+            entry["problem"] = "no data yet"
+        feed_body[name] = entry
+    return feed_body

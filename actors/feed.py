@@ -10,6 +10,9 @@ parses and ``tell``s this actor) and decides what the thread cannot see:
   second connection is opened; when it delivers its first data the old one is closed, so
   freshness has no gap; a replacement that shows no data within ``rotation_grace_s`` is
   abandoned and tried again later;
+- **re-planning**: ``SetStreams`` switches the feed to another set of streams the same way
+  (new connection first, old one closed once the new one has data); an empty set makes the
+  feed idle (no connection, healthy, reporting progress so liveness leaves it alone);
 - **forwarding**: each parsed message goes to the actors named for its type in ``routes``,
   looked up in the registry at send time (so a restarted consumer is found);
 - **counting**: frames, rejected entries by reason (logged at most every 10 s), reconnects,
@@ -19,7 +22,8 @@ Progress (liveness) is reported only when the exchange event time advances, so a
 with a progress deadline restarts a feed that cannot get data at all.
 
 Accepts: ``FeedConnected``, ``FeedData``, ``FeedDisconnected`` (from its threads),
-``Tick(timer="feed-watch")``. Emits: ``MarkPrices``, ``Tickers``, ``KlineUpdate`` to consumers.
+``SetStreams``, ``Tick(timer="feed-watch")``. Emits: ``MarkPrices``, ``Tickers`` and
+``KlineUpdate`` to the consumers named in ``routes``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from actors._feed_connection import FeedConnection, FeedTimeouts
 from actors._feed_logic import StallWatch, stream_url
 from actors._status import FeedStatus
 from messages.control import Tick
-from messages.feed import FeedConnected, FeedData, FeedDisconnected
+from messages.feed import FeedConnected, FeedData, FeedDisconnected, SetStreams
 from messages.market import KlineUpdate, MarkPrices, Tickers
 from supervisors.actor import SupervisedActor
 
@@ -91,8 +95,9 @@ class FeedActor(SupervisedActor):
         timeouts: FeedTimeouts | None = None,
     ) -> None:
         super().__init__(context=context)
-        self._url = stream_url(base_url, streams)  # raises on an empty stream list
+        self._base_url = base_url
         self._streams = tuple(streams)
+        self._url = stream_url(base_url, streams) if streams else None
         self._routes = {kind: tuple(names) for kind, names in routes.items()}
         self._status = status
         self._stall_after_s = stall_after_s
@@ -116,16 +121,19 @@ class FeedActor(SupervisedActor):
 
     def on_start(self) -> None:
         """Open the first connection and start the watch timer (actor thread)."""
-        self._current = self._connect()
+        if self._url is not None:
+            self._current = self._connect(self._url)
+            self._log.info("feed started: {} stream(s) at {}", len(self._streams), self._url[:200])
+        else:
+            self._log.info("feed started idle (no streams yet)")
         if self.timers is not None:
             self.start_timer("feed-watch", period_s=self._watch_period_s)
-        self._log.info("feed started: {} stream(s) at {}", len(self._streams), self._url[:200])
         self._publish()
 
-    def _connect(self) -> FeedConnection:
+    def _connect(self, url: str) -> FeedConnection:
         return FeedConnection(
             self.name,
-            self._url,
+            url,
             self.actor_ref.tell,
             self.clock,
             backoff=self._backoff,
@@ -153,6 +161,8 @@ class FeedActor(SupervisedActor):
                 self._handle_connected(message)
             case FeedDisconnected():
                 self._handle_disconnected(message)
+            case SetStreams(streams=streams):
+                self._handle_set_streams(streams)
             case Tick(timer="feed-watch"):
                 self._handle_watch()
             case _:
@@ -224,9 +234,39 @@ class FeedActor(SupervisedActor):
             self._rejected_unlogged = 0
             self._last_reject_log = now
 
+    def _handle_set_streams(self, streams: tuple[str, ...]) -> None:
+        if streams == self._streams:
+            return
+        self._streams = streams
+        if self._next is not None:
+            self._next.close()
+            self._next = None
+        if not streams:
+            self._log.info("no streams any more: going idle")
+            if self._current is not None:
+                self._current.close()
+                self._current = None
+            self._url = None
+            self._publish()
+            return
+        self._url = stream_url(self._base_url, streams)
+        if self._current is None:
+            self._log.info("carrying {} stream(s) now", len(streams))
+            self._current = self._connect(self._url)
+        else:
+            self._log.info(
+                "switching to {} stream(s); the old connection stays until the new one has data",
+                len(streams),
+            )
+            self._next = self._connect(self._url)
+            self._next_started = self.clock.monotonic()
+        self._publish()
+
     def _handle_watch(self) -> None:
         now = self.clock.monotonic()
         current = self._current
+        if current is None and self._url is None:
+            self.report_progress()  # idle on purpose: nothing to be late for
         if current is not None:
             watch = self._watches.get(current.connection_id)
             reason = watch.stalled(now) if watch is not None else None
@@ -236,17 +276,15 @@ class FeedActor(SupervisedActor):
                 self._watches.pop(current.connection_id, None)
                 current.reconnect(f"stalled: {reason}")
             connected_at = self._connected_at.get(current.connection_id)
-            if (
-                self._next is None
-                and connected_at is not None
-                and now - connected_at >= self._rotate_after_s
-            ):
+            wrong_streams = self._url is not None and current.url != self._url
+            too_old = connected_at is not None and now - connected_at >= self._rotate_after_s
+            if self._next is None and self._url is not None and (wrong_streams or too_old):
                 self._log.info(
-                    "rotating: connection {} is {:.0f} s old",
-                    current.connection_id,
-                    now - connected_at,
+                    "{}: opening a new connection for {} stream(s)",
+                    "re-planning" if wrong_streams else "rotating",
+                    len(self._streams),
                 )
-                self._next = self._connect()
+                self._next = self._connect(self._url)
                 self._next_started = now
         if self._next is not None and now - self._next_started > self._rotation_grace_s:
             self._log.warning(
@@ -278,7 +316,11 @@ class FeedActor(SupervisedActor):
                 data_age_s=watch.data_age(now)
                 if watch is not None and watch.newest_event_ms
                 else None,
-                stalled=watch.stalled(now) if watch is not None else "not connected",
+                stalled=(
+                    watch.stalled(now)
+                    if watch is not None
+                    else ("not connected" if self._url is not None else None)
+                ),
                 streams=len(self._streams),
                 published_mono=now,
             ),

@@ -333,9 +333,12 @@ def _parse_reply(obj: dict[str, Any]) -> StreamReply:
     request_id = obj.get("id")
     if request_id is not None and request_id.__class__ is not int:
         request_id = None
-    if "code" in obj and "result" not in obj:
-        code = obj.get("code")
-        msg = obj.get("msg")
+    error = obj.get("error")
+    if isinstance(error, dict) or ("code" in obj and "result" not in obj):
+        # Both forms are seen: {"code","msg","id"} (docs) and {"error":{"code","msg"},"id"}.
+        source = error if isinstance(error, dict) else obj
+        code = source.get("code")
+        msg = source.get("msg")
         return StreamReply(
             request_id=request_id,
             error_code=code if code.__class__ is int else None,

@@ -6,7 +6,7 @@ from messages._base import Message, message
 from messages.market import KlineUpdate, MarkPrices, StreamReply, Tickers
 from messages.types import TimestampMs
 
-__all__ = ["FeedConnected", "FeedData", "FeedDisconnected"]
+__all__ = ["FeedConnected", "FeedData", "FeedDisconnected", "SetStreams"]
 
 
 @message
@@ -49,3 +49,15 @@ class FeedDisconnected(Message):
     """When."""
     retry_in_s: float | None
     """Seconds until the next attempt, or ``None`` when the thread is stopping."""
+
+
+@message
+class SetStreams(Message):
+    """Tell a feed which streams to carry (kline shards are re-planned when listings change).
+
+    The feed opens a connection for the new set and closes the old one once the new one
+    delivers data, so a re-shard leaves no gap; an empty set makes the feed idle.
+    """
+
+    streams: tuple[str, ...]
+    """Stream names (``btcusdt@kline_1h`` …); at most what one connection may carry."""
