@@ -5,6 +5,8 @@ reverse start order), so no message is sent to an actor that is not there yet:
 
     root (one_for_one)
     ├── price-cache   PriceCacheActor   writes the price board
+    ├── store         StoreActor        persisted state (SQLite, $VOLSPIKE_STATE_DIR)
+    ├── poster        PosterActor       durable outbox → backend PROD/DEV, Telegram, local SQLite
     ├── http-api      HttpApiActor      serves the boards on FUNDING_API_HOST:PORT
     └── feed-market   FeedActor         !markPrice@arr@1s + !ticker@arr → price-cache
 
@@ -22,7 +24,9 @@ from actors._price_board import PriceBoard
 from actors._status import StatusBoard
 from actors.feed import FeedActor
 from actors.http_api import HttpApiActor
+from actors.poster import PosterActor
 from actors.price_cache import PriceCacheActor
+from actors.store import StoreActor
 from supervisors.backoff import BackoffPolicy
 from supervisors.spec import ChildSpec
 from supervisors.supervisor import Supervisor
@@ -30,6 +34,7 @@ from supervisors.supervisor import Supervisor
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from actors._sinks import Sink
     from supervisors.config import Config
 
 __all__ = ["ROOT", "Boards", "build_tree"]
@@ -46,13 +51,14 @@ class Boards:
     status: StatusBoard = field(default_factory=StatusBoard)
 
 
-def build_tree(
+def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
     config: Config,
     boards: Boards,
     *,
     ws_base_url: str | None = None,
     extra_children: Sequence[ChildSpec] = (),
     extra_routes: Mapping[str, Sequence[str]] | None = None,
+    extra_sinks: Sequence[Sink] = (),
 ) -> ChildSpec:
     """The root supervisor's spec for ``config``.
 
@@ -64,6 +70,7 @@ def build_tree(
             before the feed, so they receive from the first frame.
         extra_routes: more consumers for the market feed's messages, by message type name
             (``{"MarkPrices": ("my-actor",)}``).
+        extra_sinks: more delivery sinks for the poster (e.g. a ``CallbackSink``).
     """
     routes: dict[str, tuple[str, ...]] = {"MarkPrices": ("price-cache",), "Tickers": ()}
     for kind, names in (extra_routes or {}).items():
@@ -80,6 +87,8 @@ def build_tree(
                 "evict_after_s": config.evict_after_s,
             },
         ),
+        StoreActor.spec(config, status=boards.status),
+        PosterActor.spec(config, status=boards.status, extra_sinks=extra_sinks),
         ChildSpec(
             name="http-api",
             actor_class=HttpApiActor,
