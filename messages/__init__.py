@@ -6,6 +6,10 @@ Every message is a frozen, slotted, keyword-only dataclass registered in
 
 from __future__ import annotations
 
+# Every message module is imported here so that the codec knows every type in any process
+# (the outbox and poison-message redelivery decode whatever was encoded).
+from messages import delivery as delivery
+from messages import rest as rest
 from messages._base import MESSAGE_TYPES, Message, message, replace
 from messages.cache import GetPrice, GetPrices, PriceEntry, PriceReply
 from messages.codec import FORMAT_VERSION, decode, encode
