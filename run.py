@@ -114,12 +114,13 @@ def run(config: Config, stop: threading.Event) -> int:
     """Run the supervision tree until ``stop`` is set or the tree ends; returns the exit code."""
     _banner(config)
     logger.warning(
-        "partial build: the market feed, price cache and HTTP API run; the volume scanner, "
-        "open-interest poller and delivery (backend, SQLite sink, Telegram) are not built yet, "
-        "so no alerts are produced"
+        "partial build: market data, the HTTP API, volume-spike alerts and their delivery run; "
+        "the open-interest poller, OI alerts and the liquid universe are not wired yet"
     )
     boards = Boards()
-    handle = start_tree(build_tree(config, boards), wait_started_s=30.0)
+    handle = start_tree(
+        build_tree(config, boards), server_time=boards.server_time, wait_started_s=30.0
+    )
     try:
         if handle.started:
             logger.info("running; Ctrl-C or SIGTERM stops")

@@ -19,6 +19,7 @@ __all__ = [
     "StreamReply",
     "Ticker24h",
     "Tickers",
+    "TradingSymbols",
 ]
 
 
@@ -223,3 +224,13 @@ class StreamReply(Message):
     """``code`` of an error reply."""
     error_msg: str | None = None
     """``msg`` of an error reply."""
+
+
+@message
+class TradingSymbols(Message):
+    """The TRADING USDT perpetuals per ``exchangeInfo`` (the universe of kline feeds)."""
+
+    symbols: tuple[Symbol, ...]
+    """Upper-case symbols, sorted."""
+    at_ms: TimestampMs
+    """When ``exchangeInfo`` was read."""

@@ -67,6 +67,8 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
                 "funding_api_port=0",
                 "--set",
                 "binance_ws_url=ws://127.0.0.1:9/market",
+                "--set",
+                "binance_rest_url=http://127.0.0.1:9",
             ],
             cwd=ROOT,
             env=env,

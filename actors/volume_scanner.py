@@ -1,0 +1,325 @@
+"""The volume scanner: the original's spike rule on live ``<sym>@kline_1h`` updates.
+
+A thin shell around :class:`~actors._volume_rule.SpikeDetector`:
+
+- ``KlineUpdate`` (from the kline feeds) → the rule, on every update; SPIKEs leave at once;
+- ``Tick(timer="half-hour")`` at hh:30 → HALF_UPDATEs; ``Tick(timer="hour")`` at hh:00 →
+  FULL_UPDATEs on the closed candles (timers aligned to Binance server time; a late tick still
+  delivers, nothing is sent twice);
+- ``TradingSymbols`` (the exchange's TRADING USDT perpetuals) → the detector's universe, and a
+  new plan of which kline streams each feed shard carries (``SetStreams``, minimal churn: a
+  listing or delisting only touches its own shard); the plan is re-told every few seconds,
+  so a shard that started late or restarted empty catches up;
+- the exchange's ``exchangeInfo``, broadcast by the REST gateway at start and hourly (a
+  ``RestResponse`` with ``request_id="exchangeInfo"``), gives the same universe;
+- backfill: whenever the detector lacks a symbol's previous closed hour (start, a listing, a
+  feed gap), a ``klines?interval=1h&limit=3`` request (weight 1) goes to the REST gateway and
+  its rows go back into the detector;
+- dedup and owed updates are saved in the store after every change (``PutState``) and loaded
+  at start (``GetState``, ask with a timeout), so a restart or ``kill -9`` never repeats a
+  SPIKE nor loses a due update;
+- alerts are enriched in-process (funding rate from the price board when fresh; no HTTP hop,
+  only for symbols that alert) and told to the poster by name.
+
+Accepts: ``KlineUpdate``, ``KlineUpdates``, ``TradingSymbols``, ``RestResponse``, ``Tick``.
+Emits: ``VolumeAlert`` to ``poster``; ``SetStreams`` to each kline shard; ``RestRequest`` to the
+gateway; ``PutState`` to the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors._feed_logic import kline_stream, reshard
+from actors._volume_rule import SpikeConfig, SpikeDetector
+from messages.binance_rest import kline_rows, trading_usdt_perpetuals
+from messages.control import Tick
+from messages.delivery import GetState, PutState
+from messages.errors import FrameError
+from messages.feed import SetStreams
+from messages.market import KlineUpdate, KlineUpdates, TradingSymbols
+from messages.rest import RestResponse, rest_request
+from supervisors.actor import SupervisedActor
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from actors._price_board import PriceBoard
+    from actors._status import StatusBoard
+    from messages._base import Message
+    from messages.types import Symbol, TimestampMs
+    from messages.volume import VolumeAlert
+    from supervisors.clock import ServerTimeOffset
+    from supervisors.context import ChildContext
+
+__all__ = ["VolumeScannerActor"]
+
+HOUR_S = 3600.0
+
+
+class VolumeScannerActor(SupervisedActor):
+    """Detects hourly volume spikes the moment they happen.
+
+    Args:
+        context: from the supervisor.
+        board: the price board (funding rates for enrichment).
+        status: the status board (counters for ``/metrics``).
+        shards: names of the kline feed actors, in order.
+        streams_per_connection: the most streams one shard carries.
+        config: the spike rule's thresholds.
+        server_time: Binance server time (hour boundaries are the exchange's).
+        poster: the registry name alerts go to.
+        stale_after_s: a funding rate older than this is not attached.
+    """
+
+    def __init__(  # noqa: PLR0913 - keyword-only settings
+        self,
+        *,
+        context: ChildContext | None = None,
+        board: PriceBoard,
+        status: StatusBoard,
+        shards: Sequence[str],
+        streams_per_connection: int = 200,
+        config: SpikeConfig | None = None,
+        server_time: ServerTimeOffset | None = None,
+        poster: str = "poster",
+        gateway: str | None = "rest-gateway",
+        store: str | None = "store",
+        stale_after_s: float = 180.0,
+        backfill_period_s: float = 5.0,
+    ) -> None:
+        super().__init__(context=context)
+        if streams_per_connection < 1:
+            raise ValueError("streams_per_connection must be at least 1")
+        self._board = board
+        self._status = status
+        self._shards = tuple(shards)
+        self._per_connection = streams_per_connection
+        self._detector = SpikeDetector(config)
+        self._server_time = server_time
+        self._poster = poster
+        self._gateway = gateway
+        self._store = store
+        self._stale_after_s = stale_after_s
+        self._backfill_period_s = backfill_period_s
+        self._backfill_pending: set[str] = set()
+        self._saved_revision = -1
+        self._plan: tuple[tuple[str, ...], ...] = ()
+        self._sent = 0
+        self._undelivered = 0
+
+    def on_start(self) -> None:
+        """Load the saved state, ask for the universe, start the timers (actor thread)."""
+        self._load_state()
+        if self._gateway is not None:  # the gateway's own broadcast may precede our start
+            self.registry.tell(
+                self._gateway,
+                rest_request(
+                    "/fapi/v1/exchangeInfo",
+                    request_id="exchangeInfo",
+                    caller=self.name,
+                    priority="high",
+                ),
+            )
+        if self.timers is not None:
+            self.start_timer("half-hour", period_s=HOUR_S, aligned=True, offset_s=HOUR_S / 2)
+            self.start_timer("hour", period_s=HOUR_S, aligned=True)
+            self.start_timer("backfill", period_s=self._backfill_period_s)
+        self._publish()
+
+    def _load_state(self) -> None:
+        if self._store is None:
+            return
+        try:
+            reply = self.registry.ask(
+                self._store, GetState(namespace="volume", key="detector"), timeout=5
+            )
+            state = reply.value(None)
+        except Exception as exc:  # a dead or slow store means "no saved state", said loudly
+            self._log.warning("could not load the saved spike state ({}); starting empty", exc)
+            return
+        if state:
+            count = self._detector.import_state(state)
+            self._saved_revision = self._detector.revision
+            self._log.info("loaded {} spike record(s) from the store", count)
+
+    def redeliverable(self, message: Message) -> bool:
+        """Kline updates are superseded within a second; ticks and universes are worth a retry."""
+        return not isinstance(message, (KlineUpdate, KlineUpdates))
+
+    def _now_ms(self) -> int:
+        if self._server_time is not None:
+            return self._server_time.now_ms()
+        return self.clock.time_ms()
+
+    def on_receive(self, message: Any) -> Any:
+        """Dispatch (actor thread)."""
+        match message:
+            case KlineUpdate():
+                self._send(self._detector.on_update(message, self._now_ms(), self._enrich))
+                self.report_progress()
+            case KlineUpdates():
+                self._send(self._detector.on_updates(message, self._now_ms(), self._enrich))
+                self.report_progress()
+            case Tick(timer="half-hour"):
+                self._send(self._detector.on_half_hour(self._now_ms(), self._enrich))
+            case Tick(timer="hour"):
+                self._send(self._detector.on_hour(self._now_ms(), self._enrich))
+            case TradingSymbols():
+                self._handle_universe(message)
+            case RestResponse():
+                self._handle_rest(message)
+            case Tick(timer="backfill"):
+                self._request_backfill()
+                self._reconcile_shards()
+            case "counters" | "needs_backfill" | "universe":
+                return self._introspect(message)
+            case _:
+                return super().on_receive(message)
+        return None
+
+    def _enrich(
+        self, symbol: Symbol, hour_open_ms: TimestampMs
+    ) -> tuple[float | None, float | None]:
+        """Funding rate from the board when fresh; OI change not known yet (no OI history)."""
+        del hour_open_ms
+        record = self._board.get(symbol)
+        if record is None or record.funding_rate is None:
+            return None, None
+        if self.clock.monotonic() - record.received_mono > self._stale_after_s:
+            return None, None
+        return record.funding_rate, None
+
+    def _introspect(self, question: str) -> Any:
+        """Answers for tests and operators (ask with a timeout)."""
+        if question == "counters":
+            return dict(self._detector.counters)
+        if question == "needs_backfill":
+            return self._detector.needs_backfill(self._now_ms())
+        return tuple(sorted(self._detector.store.symbols))
+
+    def _handle_rest(self, response: RestResponse) -> None:
+        if response.request_id == "exchangeInfo":
+            self._handle_exchange_info(response)
+        else:
+            self._handle_backfill(response)
+
+    def _handle_exchange_info(self, response: RestResponse) -> None:
+        if not response.ok or response.body is None:
+            self._log.warning("exchangeInfo failed: {}", response.error_message)
+            return
+        try:
+            symbols = trading_usdt_perpetuals(response.body)
+        except FrameError as exc:
+            self._log.warning("exchangeInfo unreadable: {}", exc)
+            return
+        if not symbols:
+            self._log.warning("exchangeInfo lists no TRADING USDT perpetual; keeping the universe")
+            return
+        self._handle_universe(TradingSymbols(symbols=symbols, at_ms=response.answered_ms))
+        self._request_backfill()
+
+    def _request_backfill(self) -> None:
+        if self._gateway is None:
+            return
+        for symbol in self._detector.needs_backfill(self._now_ms()):
+            if symbol in self._backfill_pending:
+                continue
+            request = rest_request(
+                "/fapi/v1/klines",
+                request_id=f"klines:{symbol}",
+                caller=self.name,
+                params={"symbol": symbol, "interval": "1h", "limit": 3},
+                priority="high",
+                expires_after_s=60.0,
+            )
+            if self.registry.tell(self._gateway, request):
+                self._backfill_pending.add(symbol)
+
+    def _handle_backfill(self, response: RestResponse) -> None:
+        symbol = response.request_id.removeprefix("klines:")
+        self._backfill_pending.discard(symbol)
+        if not response.ok or response.body is None:
+            self._log.warning("backfill of {} failed: {}", symbol, response.error_message)
+            return
+        now = self._now_ms()
+        try:
+            rows, bad = kline_rows(symbol, "1h", response.body, now)
+        except FrameError as exc:
+            self._log.warning("backfill of {} unreadable: {}", symbol, exc)
+            return
+        if bad:
+            self._log.warning("backfill of {}: {} bad row(s), e.g. {}", symbol, len(bad), bad[0])
+        self._send(self._detector.ingest_backfill(symbol, rows, now, self._enrich))
+
+    def _send(self, alerts: list[VolumeAlert]) -> None:
+        self._save_state()
+        for alert in alerts:
+            self._log.info("{} {}: {}", alert.alert_type, alert.symbol, alert.message)
+            if self.registry.tell(self._poster, alert):
+                self._sent += 1
+            else:
+                self._undelivered += 1
+                self._log.error(
+                    "no {} to take the {} alert for {}",
+                    self._poster,
+                    alert.alert_type,
+                    alert.symbol,
+                )
+        if alerts:
+            self._publish()
+
+    def _reconcile_shards(self) -> None:
+        """Tell every shard the streams it should carry.
+
+        Level-triggered: a shard that started after the plan, or restarted empty, catches up at
+        the next tick; shards ignore a set they already carry.
+        """
+        if not self._plan:
+            return
+        for index, name in enumerate(self._shards):
+            streams = self._plan[index] if index < len(self._plan) else ()
+            self.registry.tell(name, SetStreams(streams=streams))
+
+    def _save_state(self) -> None:
+        """Persist dedup and owed updates whenever they changed (before alerts leave)."""
+        if self._store is None or self._detector.revision == self._saved_revision:
+            return
+        state = self._detector.export_state()
+        if self.registry.tell(self._store, PutState.of("volume", "detector", state)):
+            self._saved_revision = self._detector.revision
+        else:
+            self._log.error("no store to save the spike state in; a restart could repeat alerts")
+
+    def _handle_universe(self, universe: TradingSymbols) -> None:
+        added, removed = self._detector.set_universe(universe.symbols)
+        capacity = len(self._shards) * self._per_connection
+        symbols = sorted(universe.symbols)
+        if len(symbols) > capacity:
+            self._log.error(
+                "{} symbols but {} shards x {} streams: the last {} are not watched",
+                len(symbols),
+                len(self._shards),
+                self._per_connection,
+                len(symbols) - capacity,
+            )
+            symbols = symbols[:capacity]
+        self._plan = reshard(self._plan, [kline_stream(s) for s in symbols], self._per_connection)
+        self._reconcile_shards()
+        self._log.info(
+            "universe: {} symbols (+{} -{}) on {} shard(s)",
+            len(symbols),
+            len(added),
+            len(removed),
+            len(self._plan),
+        )
+        self._publish()
+
+    def _publish(self) -> None:
+        counters: dict[str, float] = {
+            f"volume_{k}_total": v for k, v in self._detector.counters.items()
+        }
+        counters["volume_alerts_sent_total"] = self._sent
+        counters["volume_alerts_undelivered_total"] = self._undelivered
+        counters["volume_symbols"] = len(self._detector.store.symbols)
+        self._status.count(self.name, counters)
