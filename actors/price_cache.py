@@ -9,13 +9,16 @@ Accepts:
 Emits: nothing; readers that need speed (the HTTP API) read the board directly.
 
 The board is created by the application tree and outlives this actor, so a restarted cache
-keeps what its predecessor had and the API never goes blank.
+keeps what its predecessor had and the API never goes blank. Its inbox coalesces waiting
+frames (:class:`~actors._coalescing_inbox.CoalescingInbox`), so a slow cache never builds a
+backlog: latest value wins, merges are counted (``price_frames_coalesced_total``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from actors._coalescing_inbox import CoalescingInbox
 from messages.cache import GetPrice, GetPrices, PriceReply
 from messages.control import Tick
 from messages.market import MarkPrices
@@ -61,6 +64,10 @@ class PriceCacheActor(SupervisedActor):
         self._stale_after_s = stale_after_s
         self._evict_after_s = evict_after_s
         self._evict_period_s = evict_period_s
+
+    @staticmethod
+    def _create_actor_inbox() -> CoalescingInbox:
+        return CoalescingInbox()
 
     def on_start(self) -> None:
         """Start the eviction timer (actor thread)."""
@@ -125,6 +132,7 @@ class PriceCacheActor(SupervisedActor):
                 "price_frames_total": stats.frames,
                 "price_updates_total": stats.updates,
                 "price_evicted_total": stats.evicted,
+                "price_frames_coalesced_total": getattr(self.actor_inbox, "coalesced", 0),
                 "cache_symbols": len(self._board),
             },
         )
