@@ -63,6 +63,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--state-dir", metavar="DIR", help="where the SQLite state lives")
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run against the built-in local Binance simulator (no internet needed) with a "
+        "scripted volume spike after --simulate-delay seconds",
+    )
+    parser.add_argument(
+        "--simulate-delay",
+        metavar="SECONDS",
+        type=float,
+        default=20.0,
+        help="when the simulated spike starts (default 20)",
+    )
     return parser.parse_args(argv)
 
 
@@ -110,9 +123,55 @@ def _banner(config: Config) -> None:
     logger.info("sinks: {}", "; ".join(sinks))
 
 
-def run(config: Config, stop: threading.Event) -> int:
+class _Simulation:
+    """``--simulate``: the local simulator, and a scripted volume spike on a timer thread."""
+
+    SYMBOL = "BTCUSDT"
+
+    def __init__(self, delay_s: float) -> None:
+        from simulator import Simulator, SimulatorConfig  # noqa: PLC0415 - the sim extra
+
+        self._sim = Simulator(SimulatorConfig(symbols=60, kline_period=0.25, seed=7)).start()
+        self._timer = threading.Timer(delay_s, self._spike)
+        self._timer.daemon = True
+        self.delay_s = delay_s
+
+    def configure(self, config: Config) -> Config:
+        return config.replace(
+            binance_ws_url=self._sim.ws_url + "/market", binance_rest_url=self._sim.rest_url
+        )
+
+    def start(self) -> None:
+        logger.info(
+            "SIMULATION: local exchange at {} / {}; a volume spike on {} starts in {:g} s",
+            self._sim.ws_url,
+            self._sim.rest_url,
+            self.SYMBOL,
+            self.delay_s,
+        )
+        self._timer.start()
+
+    def _spike(self) -> None:
+        spike = self._sim.scenarios.volume_spike(
+            self.SYMBOL, ratio=6.0, by_minute=0.01, min_quote_volume=5e6
+        )
+        logger.info(
+            "SIMULATION: {} volume spike scripted ({:.0f} USDT in the hour, {:g}x the previous)",
+            spike.symbol,
+            spike.target_quote_volume,
+            spike.ratio,
+        )
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        self._sim.stop()
+
+
+def run(config: Config, stop: threading.Event, simulation: _Simulation | None = None) -> int:
     """Run the supervision tree until ``stop`` is set or the tree ends; returns the exit code."""
     _banner(config)
+    if simulation is not None:
+        simulation.start()
     logger.warning(
         "partial build: market data, the HTTP API, volume-spike alerts and their delivery run; "
         "the open-interest poller, OI alerts and the liquid universe are not wired yet"
@@ -166,11 +225,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(level=config.log_level, json=config.log_json, secrets=config.secrets)
     stop = threading.Event()
     _install_signal_handlers(stop)
+    simulation = None
     try:
-        return run(config, stop)
+        if args.simulate:
+            simulation = _Simulation(args.simulate_delay)
+            config = simulation.configure(config)
+        return run(config, stop, simulation)
     except Exception:
         logger.exception("failed")
         return EXIT_FAILED
+    finally:
+        if simulation is not None:
+            simulation.stop()
 
 
 if __name__ == "__main__":

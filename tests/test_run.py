@@ -89,3 +89,41 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
+
+
+def test_simulate_shows_a_volume_spike_end_to_end_with_no_internet(tmp_path, fixtures_dir):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "run.py",
+            "--simulate",
+            "--simulate-delay",
+            "2",
+            "--state-dir",
+            str(tmp_path),
+            "--set",
+            "funding_api_port=0",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "VOLSPIKE_API_KEY": "", "VOLSPIKE_API_URL": ""},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True).start()
+    try:
+        _wait_for_line(lines, "SIMULATION: local exchange")
+        _wait_for_line(lines, "SPIKE BTCUSDT", timeout=30)
+        proc.send_signal(signal.SIGINT)
+        _wait_for_line(lines, "stopped cleanly")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "volspike.db") as db:
+        rows = db.execute("select symbol, alert_type from volume_alerts").fetchall()
+    assert ("BTCUSDT", "SPIKE") in rows
