@@ -124,36 +124,50 @@ def _banner(config: Config) -> None:
 
 
 class _Simulation:
-    """``--simulate``: the local simulator, and a scripted volume spike on a timer thread."""
+    """``--simulate``: the local simulator, a scripted volume spike and OI jump on timers.
 
-    SYMBOL = "BTCUSDT"
+    The "5 min" OI window is compressed to 40 s in simulation mode only, so an OI alert shows
+    within about a minute instead of after five minutes of history.
+    """
+
+    SPIKE_SYMBOL = "ETHUSDT"
+    OI_SYMBOL = "BTCUSDT"
 
     def __init__(self, delay_s: float) -> None:
         from simulator import Simulator, SimulatorConfig  # noqa: PLC0415 - the sim extra
 
         self._sim = Simulator(SimulatorConfig(symbols=60, kline_period=0.25, seed=7)).start()
-        self._timer = threading.Timer(delay_s, self._spike)
-        self._timer.daemon = True
+        self._timers = [
+            threading.Timer(delay_s, self._spike),
+            threading.Timer(delay_s + 10.0, self._oi_jump),
+        ]
+        for timer in self._timers:
+            timer.daemon = True
         self.delay_s = delay_s
 
     def configure(self, config: Config) -> Config:
         return config.replace(
-            binance_ws_url=self._sim.ws_url + "/market", binance_rest_url=self._sim.rest_url
+            binance_ws_url=self._sim.ws_url + "/market",
+            binance_rest_url=self._sim.rest_url,
+            oi_lookback_window_5min=40.0,
+            oi_alert_cooldown_5min=120.0,
         )
 
     def start(self) -> None:
         logger.info(
-            "SIMULATION: local exchange at {} / {}; a volume spike on {} starts in {:g} s",
+            "SIMULATION: local exchange at {} / {}; a volume spike on {} in {:g} s, then an OI "
+            "jump (the 5 min OI window is compressed to 40 s)",
             self._sim.ws_url,
             self._sim.rest_url,
-            self.SYMBOL,
+            self.SPIKE_SYMBOL,
             self.delay_s,
         )
-        self._timer.start()
+        for timer in self._timers:
+            timer.start()
 
     def _spike(self) -> None:
         spike = self._sim.scenarios.volume_spike(
-            self.SYMBOL, ratio=6.0, by_minute=0.01, min_quote_volume=5e6
+            self.SPIKE_SYMBOL, ratio=6.0, by_minute=0.01, min_quote_volume=5e6
         )
         logger.info(
             "SIMULATION: {} volume spike scripted ({:.0f} USDT in the hour, {:g}x the previous)",
@@ -162,8 +176,13 @@ class _Simulation:
             spike.ratio,
         )
 
+    def _oi_jump(self) -> None:
+        self._sim.scenarios.oi_jump(self.OI_SYMBOL, pct=0.08, over_minutes=0.25)
+        logger.info("SIMULATION: {} open interest +8 % over 15 s scripted", self.OI_SYMBOL)
+
     def stop(self) -> None:
-        self._timer.cancel()
+        for timer in self._timers:
+            timer.cancel()
         self._sim.stop()
 
 
@@ -173,8 +192,8 @@ def run(config: Config, stop: threading.Event, simulation: _Simulation | None = 
     if simulation is not None:
         simulation.start()
     logger.warning(
-        "partial build: market data, the HTTP API, volume-spike alerts and their delivery run; "
-        "the open-interest poller, OI alerts and the liquid universe are not wired yet"
+        "partial build: everything runs except the five-minute OI snapshot of the whole "
+        'universe (source "snapshot"); realtime OI samples and alerts do run'
     )
     boards = Boards()
     handle = start_tree(

@@ -164,7 +164,10 @@ class RestGatewayActor(SupervisedActor):
         """Start the workers and timers; queue the server-time and exchangeInfo fetches."""
         if self.timers is None:
             raise RuntimeError(f"{self.path} needs a timer service")
-        client = RestClient(self._base_url, self.clock, timeouts=self._timeouts)
+        # One pooled connection per worker thread, or urllib3 discards (and re-opens) them.
+        client = RestClient(
+            self._base_url, self.clock, timeouts=self._timeouts, pool_size=self._max_in_flight
+        )
         tell, threads = self.actor_ref.tell, self._max_in_flight
         self._workers = RestWorkers(self.name, client, tell, threads=threads)
         for timer, period in self._periods.items():

@@ -33,10 +33,12 @@ from actors._volume_rule import SpikeConfig
 from actors._weight_budget import WeightBudget
 from actors.feed import FeedActor
 from actors.http_api import HttpApiActor
+from actors.oi_poller import OpenInterestPollerActor
 from actors.poster import PosterActor
 from actors.price_cache import PriceCacheActor
 from actors.rest_gateway import RestGatewayActor
 from actors.store import StoreActor
+from actors.universe import UniverseActor
 from actors.volume_scanner import VolumeScannerActor
 from supervisors.backoff import BackoffPolicy
 from supervisors.clock import ServerTimeOffset, SystemClock
@@ -95,7 +97,7 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
             (``{"MarkPrices": ("my-actor",)}``).
         extra_sinks: more delivery sinks for the poster (e.g. a ``CallbackSink``).
     """
-    routes: dict[str, tuple[str, ...]] = {"MarkPrices": ("price-cache",), "Tickers": ()}
+    routes: dict[str, tuple[str, ...]] = {"MarkPrices": ("price-cache",), "Tickers": ("universe",)}
     for kind, names in (extra_routes or {}).items():
         routes[kind] = (*routes.get(kind, ()), *names)
     stall = config.feed_stall_after_s
@@ -124,7 +126,9 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
                 "server_time": boards.server_time,
                 "budget": WeightBudget(limit=2400, target=config.rest_weight_target),
                 "target_fraction": config.rest_weight_target / 2400,
-                "exchange_info_to": ("volume-scanner",),
+                "exchange_info_to": ("volume-scanner", "universe"),
+                # the OI poller keeps ~32 requests/s in flight at 340 symbols
+                "max_in_flight": 8,
             },
             backoff=BackoffPolicy(initial_s=1.0, max_s=30.0),
         ),
@@ -156,6 +160,16 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
                 "server_time": boards.server_time,
                 "stale_after_s": config.stale_after_s,
             },
+        ),
+        UniverseActor.spec(
+            config,
+            status=boards.status,
+            server_time=boards.server_time,
+            post_to_backend=config.oi_universe_post,
+            evaluate_period_s=config.oi_universe_evaluate_sec,
+        ),
+        OpenInterestPollerActor.spec(
+            config, board=boards.prices, status=boards.status, server_time=boards.server_time
         ),
         *extra_children,
         *(

@@ -269,6 +269,19 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     _s(
+        "oi_universe_post",
+        "OI_UNIVERSE_POST",
+        "bool",
+        "post the liquid universe to the backend's liquid-universe/update endpoint",
+    ),
+    _s(
+        "oi_universe_evaluate_sec",
+        "OI_UNIVERSE_EVALUATE_SEC",
+        "float",
+        "seconds between liquid-universe evaluations",
+        minimum=1,
+    ),
+    _s(
         "oi_universe_exclude",
         "OI_UNIVERSE_EXCLUDE",
         "symbols",
@@ -356,6 +369,8 @@ class Config:
     oi_min_delta_usd: float | None = None
     oi_liquid_enter_quote_24h: float = 4_000_000.0
     oi_liquid_exit_quote_24h: float = 2_000_000.0
+    oi_universe_post: bool = False
+    oi_universe_evaluate_sec: float = 10.0
     oi_universe_exclude: tuple[str, ...] = ("USDCUSDT",)
     volume_multiple: float = 3.0
     min_quote_vol: float = 3_000_000.0

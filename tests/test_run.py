@@ -91,7 +91,7 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
                 proc.wait(5)
 
 
-def test_simulate_shows_a_volume_spike_end_to_end_with_no_internet(tmp_path, fixtures_dir):
+def test_simulate_shows_a_volume_spike_and_an_oi_alert_with_no_internet(tmp_path, fixtures_dir):
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -114,7 +114,8 @@ def test_simulate_shows_a_volume_spike_end_to_end_with_no_internet(tmp_path, fix
     threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True).start()
     try:
         _wait_for_line(lines, "SIMULATION: local exchange")
-        _wait_for_line(lines, "SPIKE BTCUSDT", timeout=30)
+        _wait_for_line(lines, "SPIKE ETHUSDT", timeout=30)
+        _wait_for_line(lines, "OI UP [5 min] BTCUSDT", timeout=60)
         proc.send_signal(signal.SIGINT)
         _wait_for_line(lines, "stopped cleanly")
         assert proc.wait(timeout=20) == 0
@@ -126,4 +127,6 @@ def test_simulate_shows_a_volume_spike_end_to_end_with_no_internet(tmp_path, fix
 
     with sqlite3.connect(tmp_path / "volspike.db") as db:
         rows = db.execute("select symbol, alert_type from volume_alerts").fetchall()
-    assert ("BTCUSDT", "SPIKE") in rows
+        oi = db.execute("select symbol, direction from oi_alerts").fetchall()
+    assert ("ETHUSDT", "SPIKE") in rows
+    assert ("BTCUSDT", "UP") in oi
