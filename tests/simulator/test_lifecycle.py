@@ -69,7 +69,9 @@ def test_help_runs():
     assert "--speed" in out.stdout
 
 
-def test_standalone_prints_its_urls_serves_and_stops_on_ctrl_c():
+def test_standalone_prints_its_urls_serves_and_stops_on_ctrl_c(tmp_path):
+    stderr_path = tmp_path / "simulator.log"
+    stderr_file = stderr_path.open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -90,7 +92,8 @@ def test_standalone_prints_its_urls_serves_and_stops_on_ctrl_c():
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        # A pipe nobody drains can fill up and block the simulator's logging (and its exit).
+        stderr=stderr_file,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -112,8 +115,9 @@ def test_standalone_prints_its_urls_serves_and_stops_on_ctrl_c():
         finally:
             ws.close()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0, stderr_path.read_text()[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+        stderr_file.close()
