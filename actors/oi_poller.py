@@ -56,6 +56,7 @@ from messages.open_interest import LiquidUniverse, OiSample, OiSamples
 from messages.rest import RestResponse, rest_request
 from messages.types import TimestampMs
 from supervisors.actor import SupervisedActor
+from supervisors.clock import exchange_now_ms
 from supervisors.spec import ChildSpec
 
 if TYPE_CHECKING:
@@ -238,9 +239,7 @@ class OpenInterestPollerActor(SupervisedActor):
         return isinstance(message, LiquidUniverse)
 
     def _now_ms(self) -> int:
-        if self._server_time is not None:
-            return self._server_time.now_ms()
-        return self.clock.time_ms()
+        return exchange_now_ms(self._server_time, self.clock)
 
     # --- messages -----------------------------------------------------------------------------
 

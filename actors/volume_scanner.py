@@ -40,6 +40,7 @@ from messages.feed import SetStreams
 from messages.market import KlineUpdate, KlineUpdates, TradingSymbols
 from messages.rest import RestResponse, rest_request
 from supervisors.actor import SupervisedActor
+from supervisors.clock import exchange_now_ms
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -148,9 +149,7 @@ class VolumeScannerActor(SupervisedActor):
         return not isinstance(message, (KlineUpdate, KlineUpdates))
 
     def _now_ms(self) -> int:
-        if self._server_time is not None:
-            return self._server_time.now_ms()
-        return self.clock.time_ms()
+        return exchange_now_ms(self._server_time, self.clock)
 
     def on_receive(self, message: Any) -> Any:
         """Dispatch (actor thread)."""

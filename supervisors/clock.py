@@ -19,7 +19,7 @@ import threading
 import time as _time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "ServerTimeOffset", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "ServerTimeOffset", "SystemClock", "exchange_now_ms"]
 
 
 @runtime_checkable
@@ -202,3 +202,8 @@ class ServerTimeOffset:
 
     def __repr__(self) -> str:
         return f"ServerTimeOffset(offset_ms={self.offset_ms})"
+
+
+def exchange_now_ms(server_time: ServerTimeOffset | None, clock: Clock) -> int:
+    """Binance server time when an offset holder is given, else ``clock``'s wall time (ms)."""
+    return server_time.now_ms() if server_time is not None else clock.time_ms()
