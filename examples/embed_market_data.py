@@ -1,10 +1,11 @@
 """Embed volspike-actors in your own application.
 
-Starts the market-data tree (feed, price cache, HTTP API) with one extra actor of your own that
-receives every mark-price frame, reads the cache in-process, and stops cleanly.
+Starts the whole tree with one extra actor of your own that receives every mark-price frame
+and one sink of your own (a callback) that receives every alert the daemon delivers, reads
+the cache in-process, and stops cleanly.
 
     python examples/embed_market_data.py            # against Binance
-    python examples/embed_market_data.py ws://127.0.0.1:PORT/market   # against the simulator
+    python examples/embed_market_data.py ws://127.0.0.1:P/market http://127.0.0.1:Q  # simulator
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 import threading
 from typing import Any
 
-from messages import MarkPrices
+from actors._sinks import CallbackSink
+from messages import MarkPrices, VolumeAlert
 from supervisors.actor import SupervisedActor
 from supervisors.app import Boards, build_tree
 from supervisors.config import Config
@@ -45,9 +47,23 @@ class FundingWatcher(SupervisedActor):
         return None
 
 
-def main(ws_base_url: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
-    """Run the tree until the first frames arrive; return what was read."""
-    config = Config().replace(funding_api_port=0, health_log_interval_s=0.0)
+def main(
+    ws_base_url: str | None = None,
+    rest_base_url: str | None = None,
+    state_dir: str = "state",
+    timeout: float = 30.0,
+    on_started: Any = None,
+) -> dict[str, Any]:
+    """Run the tree until the first frames (and, if any, alerts) arrive; return what was read."""
+    config = Config().replace(funding_api_port=0, health_log_interval_s=0.0, state_dir=state_dir)
+    alerts: list[VolumeAlert] = []
+    alerted = threading.Event()
+
+    def on_message(message: Any) -> None:  # runs in the sink's own thread
+        if isinstance(message, VolumeAlert):
+            alerts.append(message)
+            alerted.set()
+
     boards = Boards()  # keep a reference: the cache is readable in-process, lock-free
     seen = threading.Event()
     watcher = ChildSpec(name="funding-watcher", actor_class=FundingWatcher, kwargs={"seen": seen})
@@ -56,13 +72,18 @@ def main(ws_base_url: str | None = None, timeout: float = 30.0) -> dict[str, Any
             config,
             boards,
             ws_base_url=ws_base_url,
+            rest_base_url=rest_base_url,
             extra_children=[watcher],
             extra_routes={"MarkPrices": ("funding-watcher",)},
+            extra_sinks=[CallbackSink(name="my-app", callback=on_message)],
         )
     )
     try:
         if not (seen.wait(timeout) and boards.prices.wait_for_update(0, timeout)):
             raise TimeoutError(f"no market data within {timeout} s")
+        if on_started is not None:
+            on_started()  # e.g. a test scripting a spike
+            alerted.wait(timeout)
         frames, lowest = handle.registry.ask("funding-watcher", "report", timeout=5)
         btc = boards.prices.get("BTCUSDT")
         return {
@@ -71,10 +92,11 @@ def main(ws_base_url: str | None = None, timeout: float = 30.0) -> dict[str, Any
             "frames_seen_by_watcher": frames,
             "lowest_funding": lowest,
             "http_port": handle.registry.ask("http-api", "port", timeout=5),
+            "alerts_seen_by_my_sink": [(a.symbol, a.alert_type) for a in alerts],
         }
     finally:
         handle.shutdown("example finished", timeout=30)
 
 
 if __name__ == "__main__":
-    print(main(sys.argv[1] if len(sys.argv) > 1 else None))
+    print(main(*sys.argv[1:3]))
