@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     services: list[Any] = []
     stop = threading.Event()
+    # Both signals set the event explicitly: a process started in the background by a
+    # non-interactive shell inherits SIGINT as *ignored*, and then Python never raises
+    # KeyboardInterrupt, so Ctrl-C (or a supervisor's SIGINT) would be lost.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         sim = Simulator(config).start()
         services.append(sim)
