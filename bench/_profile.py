@@ -118,6 +118,7 @@ PROFILES = {
         alert_spikes=8,
         alert_gap_s=0.3,
         restart_reps=1,
+        oi_min_span_s=11.0,
         memory_warmup_s=0.5,
         memory_reconnects=50,
         memory_run_s=3.0,

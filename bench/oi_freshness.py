@@ -101,9 +101,13 @@ def run(env: Env) -> dict[str, Any]:  # noqa: C901 - one report
         intervals.extend(gaps)
         if gaps:
             worst[symbol] = max(gaps)
-    # a symbol polled once while the window was longer than the slowest interval is a miss
     span_s = (last_ms - first_ms) / 1000
+    # informational: a symbol that joined the universe late is sampled once, one that left it
+    # stops being sampled; the request log cannot tell those from starvation
     single = [s for s, stamps in times.items() if len(stamps) < 2]
+    stale_at_end = [
+        s for s, stamps in times.items() if (last_ms - stamps[-1]) / 1000 > MAX_INTERVAL_S
+    ]
     iv = summary(intervals)
     if iv["n"] == 0:
         return not_available(
@@ -122,7 +126,6 @@ def run(env: Env) -> dict[str, Any]:  # noqa: C901 - one report
         and value <= MAX_INTERVAL_S
         and weight_per_min <= MAX_WEIGHT_PER_MIN
         and throttled == 0
-        and (span_s < 2 * MAX_INTERVAL_S or not single)
     )
     rows_out = [
         [
@@ -162,6 +165,7 @@ def run(env: Env) -> dict[str, Any]:  # noqa: C901 - one report
             "worst_symbol_interval_s": summary(worst.values()),
             "symbols": len(times),
             "symbols_sampled_once": len(single),
+            "symbols_not_sampled_in_the_last_10_5_s": len(stale_at_end),
             "oi_requests": len(oi),
             "window_s": rounded(span_s),
             "weight_per_min_mean": rounded(weight_per_min),
