@@ -41,7 +41,7 @@ typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-test
-	$(PY) -m bench $(if $(QUICK),--quick,)
+	@$(PY) -m bench $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
