@@ -39,6 +39,7 @@ from loguru import logger
 from pykka.messages import ProxyCall
 
 from actors.feed import FeedActor
+from bench._cpu import CpuMeter
 from messages.control import Ping
 from messages.feed import FeedData
 from messages.market import MarkPrices
@@ -87,7 +88,7 @@ def _http_get_status(port: int, path: str, timeout: float = 0.5) -> int | None:
     return None
 
 
-class DaemonHost:
+class DaemonHost(CpuMeter):
     """A started tree and the probes the benchmarks need.
 
     Args:
@@ -336,21 +337,6 @@ class DaemonHost:
             if name != "feed-market" and status is not None and status.data_age_s is not None:
                 live.append(name)
         return live
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) this process has used."""
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    def cpu_window(self, start_at: float, end_at: float) -> float | None:
-        """CPU cores used between two future ``time.monotonic()`` instants (bounded: 120 s)."""
-        if end_at <= start_at or end_at - time.monotonic() > 120:
-            return None
-        time.sleep(max(0.0, start_at - time.monotonic()))
-        c0, t0 = self.cpu(), time.monotonic()
-        time.sleep(max(0.0, end_at - time.monotonic()))
-        c1, t1 = self.cpu(), time.monotonic()
-        return (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
     def memory(self, *, collect: bool = True) -> dict[str, int]:
         """RSS (KiB), threads and open file descriptors, after a full ``gc.collect()``."""

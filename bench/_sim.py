@@ -20,12 +20,12 @@ instant is computed the way ``tests/test_end_to_end.py`` does.
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import threading
 import time
 from typing import Any
 
+from bench._cpu import CpuMeter
 from simulator import BackendDouble, Simulator, SimulatorConfig
 from simulator.backend import VOLUME_ALERTS
 from supervisors.clock import SystemClock
@@ -51,7 +51,7 @@ def event_time_of(raw: str) -> int | None:
     return int(raw[start:end]) if end > start else None
 
 
-class SimHost:
+class SimHost(CpuMeter):
     """A started :class:`~simulator.Simulator` plus the push record.
 
     Args:
@@ -197,21 +197,6 @@ class SimHost:
     def connections(self) -> int:
         """Open WebSocket connections."""
         return self.sim.ws.connection_count()
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) this process has used."""
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    def cpu_window(self, start_at: float, end_at: float) -> float | None:
-        """CPU cores used between two future ``time.monotonic()`` instants (bounded: 120 s)."""
-        if end_at <= start_at or end_at - time.monotonic() > 120:
-            return None
-        time.sleep(max(0.0, start_at - time.monotonic()))
-        c0, t0 = self.cpu(), time.monotonic()
-        time.sleep(max(0.0, end_at - time.monotonic()))
-        c1, t1 = self.cpu(), time.monotonic()
-        return (c1 - c0) / (t1 - t0) if t1 > t0 else None
 
     def close(self) -> None:
         """Stop the simulator (and the backend double) and join their threads."""
