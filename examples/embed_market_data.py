@@ -53,8 +53,13 @@ def main(
     state_dir: str = "state",
     timeout: float = 30.0,
     on_started: Any = None,
+    expect_alert_for: str | None = None,
 ) -> dict[str, Any]:
-    """Run the tree until the first frames (and, if any, alerts) arrive; return what was read."""
+    """Run the tree until the first frames arrive; return what was read.
+
+    With ``on_started`` (e.g. a test scripting a spike), also wait until an alert arrives —
+    for ``expect_alert_for`` if given, since the live market may raise others first.
+    """
     config = Config().replace(funding_api_port=0, health_log_interval_s=0.0, state_dir=state_dir)
     alerts: list[VolumeAlert] = []
     alerted = threading.Event()
@@ -62,7 +67,8 @@ def main(
     def on_message(message: Any) -> None:  # runs in the sink's own thread
         if isinstance(message, VolumeAlert):
             alerts.append(message)
-            alerted.set()
+            if expect_alert_for in (None, message.symbol):
+                alerted.set()
 
     boards = Boards()  # keep a reference: the cache is readable in-process, lock-free
     seen = threading.Event()
@@ -82,7 +88,7 @@ def main(
         if not (seen.wait(timeout) and boards.prices.wait_for_update(0, timeout)):
             raise TimeoutError(f"no market data within {timeout} s")
         if on_started is not None:
-            on_started()  # e.g. a test scripting a spike
+            on_started()
             alerted.wait(timeout)
         frames, lowest = handle.registry.ask("funding-watcher", "report", timeout=5)
         btc = boards.prices.get("BTCUSDT")
