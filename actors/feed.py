@@ -36,7 +36,7 @@ from actors._feed_logic import StallWatch, stream_url
 from actors._status import FeedStatus
 from messages.control import Tick
 from messages.feed import FeedConnected, FeedData, FeedDisconnected, SetStreams
-from messages.market import KlineUpdate, MarkPrices, Tickers
+from messages.market import KlineUpdate, KlineUpdates, MarkPrices, Tickers
 from supervisors.actor import SupervisedActor
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ def _event_time(message: Any) -> int | None:
         return max((t.event_time_ms for t in message.items), default=None)
     if isinstance(message, KlineUpdate):
         return message.event_time_ms
+    if isinstance(message, KlineUpdates):
+        return max((k.event_time_ms for k in message.items), default=None)
     return None
 
 
@@ -199,10 +201,12 @@ class FeedActor(SupervisedActor):
         cid = data.connection_id
         if not self._known(cid):
             return  # a late frame from a connection we already replaced
-        self._counts["frames_total"] += 1
+        message = data.message
+        self._counts["frames_total"] += (
+            len(message.items) if isinstance(message, KlineUpdates) else 1
+        )
         if data.rejected:
             self._count_rejected(data)
-        message = data.message
         if message is None:
             return
         event_ms = _event_time(message)

@@ -86,6 +86,19 @@ class SimHost(CpuMeter):
         self._lock = threading.Lock()
         self._marks: list[tuple[int, float]] = []
         self._count = 0
+        self._written: list[tuple[int, float]] = []
+        self._record_pushes()
+        self.backend = BackendDouble(api_key=BACKEND_KEY).start() if backend else None
+        try:
+            self.sim.start()
+        except Exception:
+            if self.backend is not None:
+                self.backend.stop()
+            raise
+        self.symbols = [i.symbol for i in self.sim.market.listed()]
+
+    def _record_pushes(self) -> None:
+        """Note each mark frame's hand-off to the server and its writes to market connections."""
         server = self.sim.ws
         original = server.publish
 
@@ -102,14 +115,16 @@ class SimHost(CpuMeter):
             original(frames)
 
         server.publish = publish  # type: ignore[method-assign]
-        self.backend = BackendDouble(api_key=BACKEND_KEY).start() if backend else None
-        try:
-            self.sim.start()
-        except Exception:
-            if self.backend is not None:
-                self.backend.stop()
-            raise
-        self.symbols = [i.symbol for i in self.sim.market.listed()]
+        mark_prefix = b'{"stream":"' + MARK_STREAM.encode() + b'"'
+
+        def written(streams: tuple[str, ...], data: bytes) -> None:
+            # a client's market connection (the probe's carries the mark stream alone)
+            if len(streams) > 1 and data.startswith(mark_prefix):
+                event = event_time_of(data[:160].decode("ascii", "replace"))
+                if event is not None and len(self._written) < _MAX_RECORDS:
+                    self._written.append((event, time.monotonic()))  # loop thread only
+
+        server.on_frame_sent = written
 
     def info(self) -> dict[str, Any]:
         """URLs, the universe, and the backend double's URL and key (if any)."""
@@ -171,6 +186,13 @@ class SimHost(CpuMeter):
         """``(E, monotonic push instant)`` of every mark frame from index ``since`` on."""
         with self._lock:
             return self._marks[since:]
+
+    def written(self, since: int = 0) -> tuple[int, list[tuple[int, float]]]:
+        """``(E, monotonic instant)`` of every mark frame written to a client's market
+        connection (its socket write, after the simulator's own queueing) from index ``since``
+        on, and the count so far."""
+        rows = list(self._written)
+        return len(rows), rows[since:]
 
     def rest_log(
         self, since: int = 0

@@ -31,7 +31,7 @@ from simulator.ws_faults import WsFaultState, broken_wire_bytes, malformed
 from simulator.ws_protocol import Route, SubscriptionState, delivers, handle_request, parse_route
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from websockets.http11 import Request, Response
 
@@ -93,6 +93,11 @@ class WsServer:
         self._accepted = 0
         self._refused = 0
         self._background: set[asyncio.Task[None]] = set()
+        self.on_frame_sent: Callable[[tuple[str, ...], bytes], None] | None = None
+        """Observer of every data frame at the instant it is written to its connection's
+        socket (loop thread): ``(the streams the connection was opened with, payload)``. The
+        benchmarks use it as the "exchange push" instant of one client's connection; it must
+        be cheap and must not raise."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -288,6 +293,9 @@ class WsServer:
             if frame.opcode is Opcode.PONG and faults.on(faults.no_pong_replies):
                 return
             send_frame(frame)
+            observer = self.on_frame_sent
+            if observer is not None and frame.opcode is Opcode.TEXT:
+                observer(conn.route.streams, frame.data)
 
         setattr(protocol, "recv_frame", on_recv)  # noqa: B010 - instance-level hook
         setattr(protocol, "send_frame", on_send)  # noqa: B010

@@ -179,7 +179,10 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
                 kwargs={
                     "base_url": ws_base,
                     "streams": (),
-                    "routes": {"KlineUpdate": ("volume-scanner",)},
+                    "routes": {
+                        "KlineUpdate": ("volume-scanner",),
+                        "KlineUpdates": ("volume-scanner",),
+                    },
                     "status": boards.status,
                     # a shard of quiet symbols may see no trade for a while
                     "stall_after_s": max(60.0, stall),

@@ -13,7 +13,7 @@ import pytest
 from websockets.sync.server import serve
 
 from actors._feed_connection import FeedConnection, FeedTimeouts
-from messages import MarkPrices
+from messages import KlineUpdate, KlineUpdates, MarkPrices
 from messages.feed import FeedConnected, FeedData, FeedDisconnected
 from supervisors.backoff import BackoffPolicy
 from supervisors.clock import SystemClock
@@ -242,3 +242,73 @@ def test_an_owner_that_is_gone_ends_the_thread_quietly(server):
     conn.start()
     assert delivered.wait(5)
     assert conn.stop(timeout=5)
+
+
+def _kline_frame(symbol: str, event_ms: int) -> str:
+    return orjson.dumps(
+        {
+            "stream": f"{symbol.lower()}@kline_1h",
+            "data": {
+                "e": "kline",
+                "E": event_ms,
+                "s": symbol,
+                "k": {
+                    "t": 1626991200000,
+                    "T": 1626994799999,
+                    "s": symbol,
+                    "i": "1h",
+                    "o": "1.0",
+                    "c": "1.1",
+                    "h": "1.2",
+                    "l": "0.9",
+                    "v": "100",
+                    "n": 5,
+                    "x": False,
+                    "q": "105.0",
+                },
+            },
+        }
+    ).decode()
+
+
+def test_a_burst_of_kline_frames_is_handed_over_as_one_batch_in_order(server):
+    """Frames already waiting on the socket are batched; the next other message flushes first."""
+    sent = threading.Event()
+    names = [f"S{i}USDT" for i in range(20)]
+
+    def burst(ws):
+        for i, name in enumerate(names):
+            ws.send(_kline_frame(name, 1626992741000 + i))
+        ws.send(FRAME.decode())
+        sent.set()
+        ws.send(_kline_frame("LASTUSDT", 1626992742000))
+        _hold_until_closed(ws)
+
+    def deliver(message):
+        q.put(message)
+        if isinstance(message, FeedConnected):  # read nothing until the burst is all here
+            assert sent.wait(5)
+
+    server.script.put(burst)
+    q = queue.Queue()
+    conn = FeedConnection(
+        "test",
+        f"ws://127.0.0.1:{server.port}/market/stream?streams=x",
+        deliver,
+        SystemClock(),
+        backoff=BackoffPolicy(initial_s=0.01, max_s=0.05, jitter=0.0),
+    ).start()
+    try:
+        batch = _next(q, FeedData)
+        assert isinstance(batch.message, KlineUpdates)
+        assert [k.kline.symbol for k in batch.message.items] == names
+        assert [k.event_time_ms for k in batch.message.items] == sorted(
+            k.event_time_ms for k in batch.message.items
+        )
+        mark = _next(q, FeedData)
+        assert isinstance(mark.message, MarkPrices)
+        last = _next(q, FeedData)  # alone on the socket: handed over as it is, not held
+        assert isinstance(last.message, KlineUpdate)
+        assert last.message.kline.symbol == "LASTUSDT"
+    finally:
+        assert conn.stop()
