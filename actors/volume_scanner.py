@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["VolumeScannerActor"]
 
 HOUR_S = 3600.0
+BACKFILL_RETRY_S = 90.0
+"""A backfill request unanswered this long is sent again (the gateway expires it after 60 s)."""
 
 
 class VolumeScannerActor(SupervisedActor):
@@ -103,7 +105,7 @@ class VolumeScannerActor(SupervisedActor):
         self._store = store
         self._stale_after_s = stale_after_s
         self._backfill_period_s = backfill_period_s
-        self._backfill_pending: set[str] = set()
+        self._backfill_pending: dict[str, float] = {}  # symbol -> when asked (monotonic)
         self._saved_revision = -1
         self._plan: tuple[tuple[str, ...], ...] = ()
         self._sent = 0
@@ -139,10 +141,16 @@ class VolumeScannerActor(SupervisedActor):
         except Exception as exc:  # a dead or slow store means "no saved state", said loudly
             self._log.warning("could not load the saved spike state ({}); starting empty", exc)
             return
-        if state:
+        if not state:
+            return
+        try:  # all or nothing: a failed import leaves the detector empty
             count = self._detector.import_state(state)
-            self._saved_revision = self._detector.revision
-            self._log.info("loaded {} spike record(s) from the store", count)
+        except (AttributeError, TypeError, ValueError) as exc:
+            # Another version or a damaged row: crashing here would crash every restart.
+            self._log.error("saved spike state unreadable ({}); starting empty", exc)
+            return
+        self._saved_revision = self._detector.revision
+        self._log.info("loaded {} spike record(s) from the store", count)
 
     def redeliverable(self, message: Message) -> bool:
         """Kline updates are superseded within a second; ticks and universes are worth a retry."""
@@ -221,8 +229,11 @@ class VolumeScannerActor(SupervisedActor):
     def _request_backfill(self) -> None:
         if self._gateway is None:
             return
+        now = self.clock.monotonic()
         for symbol in self._detector.needs_backfill(self._now_ms()):
-            if symbol in self._backfill_pending:
+            asked = self._backfill_pending.get(symbol)
+            # an answer that never came (a gateway restarted with it queued) is asked again
+            if asked is not None and now - asked < BACKFILL_RETRY_S:
                 continue
             request = rest_request(
                 "/fapi/v1/klines",
@@ -233,11 +244,11 @@ class VolumeScannerActor(SupervisedActor):
                 expires_after_s=60.0,
             )
             if self.registry.tell(self._gateway, request):
-                self._backfill_pending.add(symbol)
+                self._backfill_pending[symbol] = now
 
     def _handle_backfill(self, response: RestResponse) -> None:
         symbol = response.request_id.removeprefix("klines:")
-        self._backfill_pending.discard(symbol)
+        self._backfill_pending.pop(symbol, None)
         if not response.ok or response.body is None:
             self._log.warning("backfill of {} failed: {}", symbol, response.error_message)
             return
@@ -312,6 +323,7 @@ class VolumeScannerActor(SupervisedActor):
             len(removed),
             len(self._plan),
         )
+        self._request_backfill()  # a listing needs its previous hour now, not at the next tick
         self._publish()
 
     def _publish(self) -> None:
