@@ -53,21 +53,21 @@ def main(
     state_dir: str = "state",
     timeout: float = 30.0,
     on_started: Any = None,
-    expect_alert_for: str | None = None,
 ) -> dict[str, Any]:
     """Run the tree until the first frames arrive; return what was read.
 
-    With ``on_started`` (e.g. a test scripting a spike), also wait until an alert arrives —
-    for ``expect_alert_for`` if given, since the live market may raise others first.
+    ``on_started`` (e.g. a test scripting a spike) is called once data flows; if it returns a
+    symbol, wait until an alert for that symbol arrives (the live market may raise others).
     """
     config = Config().replace(funding_api_port=0, health_log_interval_s=0.0, state_dir=state_dir)
     alerts: list[VolumeAlert] = []
     alerted = threading.Event()
+    expected: list[str] = []
 
     def on_message(message: Any) -> None:  # runs in the sink's own thread
         if isinstance(message, VolumeAlert):
             alerts.append(message)
-            if expect_alert_for in (None, message.symbol):
+            if message.symbol in expected:
                 alerted.set()
 
     boards = Boards()  # keep a reference: the cache is readable in-process, lock-free
@@ -88,8 +88,12 @@ def main(
         if not (seen.wait(timeout) and boards.prices.wait_for_update(0, timeout)):
             raise TimeoutError(f"no market data within {timeout} s")
         if on_started is not None:
-            on_started()
-            alerted.wait(timeout)
+            symbol = on_started()
+            if symbol is not None:
+                expected.append(symbol)
+                if any(a.symbol == symbol for a in alerts):  # it came before we looked
+                    alerted.set()
+                alerted.wait(timeout)
         frames, lowest = handle.registry.ask("funding-watcher", "report", timeout=5)
         btc = boards.prices.get("BTCUSDT")
         return {

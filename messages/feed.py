@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from messages._base import Message, message
-from messages.market import KlineUpdate, MarkPrices, StreamReply, Tickers
+from messages.market import KlineUpdate, KlineUpdates, MarkPrices, StreamReply, Tickers
 from messages.types import TimestampMs
 
 __all__ = ["FeedConnected", "FeedData", "FeedDisconnected", "SetStreams"]
@@ -27,7 +27,7 @@ class FeedData(Message):
 
     connection_id: int
     """Which connection it came from."""
-    message: MarkPrices | Tickers | KlineUpdate | StreamReply | None
+    message: MarkPrices | Tickers | KlineUpdate | KlineUpdates | StreamReply | None
     """The parsed frame, or ``None`` when the whole frame was rejected."""
     rejected: tuple[str, ...] = ()
     """Reasons (``FrameError.reason``) for every rejected entry or frame."""
