@@ -5,6 +5,7 @@ Both implement the project's :class:`supervisors.clock.Clock` protocol (``time``
 
 - :class:`AcceleratedClock`: ``sim time = start + real elapsed x speed``. ``wait(seconds)``
   blocks for ``seconds / speed`` real seconds. ``speed=1`` with ``start=now`` is a wall clock.
+  :meth:`AcceleratedClock.set_speed` changes the speed on the fly (boot slowly, replay fast).
 - :class:`SimClock`: wraps any clock (accelerated, :class:`~supervisors.clock.FakeClock`,
   :class:`~supervisors.clock.SystemClock`) and adds a wall-clock offset that the fault API can
   step (:meth:`SimClock.jump`), the way an NTP correction or a skewed exchange would.
@@ -31,21 +32,43 @@ class AcceleratedClock:
         speed: simulated seconds per real second (must be > 0).
     """
 
+    _SLICE_S = 0.1
+    """Longest real block inside :meth:`wait`, so a speed change reaches every waiter."""
+
     def __init__(self, start: float | None = None, speed: float = 1.0) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
+        self._lock = threading.Lock()
         self._speed = float(speed)
         self._real0 = _time.monotonic()
+        self._base = 0.0
+        """Simulated seconds elapsed at ``_real0`` (moves when the speed changes)."""
         self._start = _time.time() if start is None else float(start)
         self._mono0 = 1000.0
 
     @property
     def speed(self) -> float:
         """Simulated seconds per real second."""
-        return self._speed
+        with self._lock:
+            return self._speed
+
+    def set_speed(self, speed: float) -> None:
+        """Run at ``speed`` from now on; time read so far is kept (no jump either way).
+
+        Threads blocked in :meth:`wait` follow the new speed within ``_SLICE_S`` real seconds,
+        e.g. a daemon boots at a slow speed and the replay then runs fast.
+        """
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        with self._lock:
+            now = _time.monotonic()
+            self._base += (now - self._real0) * self._speed
+            self._real0 = now
+            self._speed = float(speed)
 
     def _elapsed(self) -> float:
-        return (_time.monotonic() - self._real0) * self._speed
+        with self._lock:
+            return self._base + (_time.monotonic() - self._real0) * self._speed
 
     def time(self) -> float:
         """Simulated wall-clock seconds since the epoch."""
@@ -65,7 +88,13 @@ class AcceleratedClock:
         Returns:
             ``True`` if ``event`` is set, ``False`` if the time ran out.
         """
-        return event.wait(max(0.0, seconds) / self._speed)
+        deadline = self.monotonic() + max(0.0, seconds)
+        while True:
+            remaining = deadline - self.monotonic()
+            if remaining <= 0:
+                return event.is_set()
+            if event.wait(min(remaining / self.speed, self._SLICE_S)):
+                return True
 
     def __repr__(self) -> str:
         return f"AcceleratedClock(time={self.time():.3f}, speed={self._speed})"

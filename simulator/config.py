@@ -51,6 +51,10 @@ class SimulatorConfig:
     symbols: int | None = None
     """Universe size: ``None`` = every symbol of the real manifest (543); fewer takes the first
     N in manifest order (BTCUSDT, ETHUSDT, ...); more pads with synthetic ``SIMnnnUSDT`` names."""
+    symbol_names: tuple[str, ...] | None = None
+    """The universe by name, in this order (overrides ``symbols``): a replay of a chosen few
+    symbols. Names without real data (e.g. the manifest's non-ASCII ones, or made-up names)
+    borrow another symbol's series, as in the full universe."""
     seed: int = 0
     """Seed of every random draw; the market is a deterministic function of (seed, time)."""
     mode: Literal["live", "replay"] = "live"
@@ -111,6 +115,11 @@ class SimulatorConfig:
             raise ValueError("speed must be > 0")
         if self.symbols is not None and self.symbols < 1:
             raise ValueError("symbols must be >= 1")
+        if self.symbol_names is not None:
+            names = tuple(self.symbol_names)
+            if not names or len(set(names)) != len(names) or not all(names):
+                raise ValueError("symbol_names must be distinct, non-empty names")
+            object.__setattr__(self, "symbol_names", names)
         for name in (
             "kline_period",
             "mark_price_period",

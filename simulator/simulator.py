@@ -102,6 +102,17 @@ class Simulator:
         """``http://127.0.0.1:<port>``; append ``/fapi/v1/...``."""
         return self.rest.url
 
+    def set_speed(self, speed: float) -> None:
+        """Change the speed of the built-in accelerated clock (e.g. boot slowly, replay fast).
+
+        Raises:
+            TypeError: if the simulator runs on a clock it was given (that clock's owner moves it).
+        """
+        base = self.clock.base
+        if not isinstance(base, AcceleratedClock):
+            raise TypeError(f"the simulator runs on {base!r}, not its own accelerated clock")
+        base.set_speed(speed)
+
     @property
     def running(self) -> bool:
         """Whether :meth:`start` ran and :meth:`stop` did not."""

@@ -9,7 +9,9 @@ Every simulated symbol plays an hourly series from :mod:`simulator.history`:
   end. Prices are detrended per lap (a constant multiplier per hour), so a series that rose
   3x in its week does not compound lap after lap;
 - **replay** mode maps simulated time onto the real timestamps (phase 0); inside the real
-  window (lap 0) the candles are the real ones, bit for bit.
+  window (lap 0) the candles are the real ones, bit for bit. Borrowed series keep their
+  seeded phase, anchored to the history window (not to the replay's start), so an hour
+  replays the same whichever hour the replay starts at.
 """
 
 from __future__ import annotations
@@ -134,6 +136,9 @@ def make_instrument(  # noqa: PLR0913 - keyword-only knobs
     rng = random.Random(stable_seed("instrument", seed, symbol))
     own = history.series.get(symbol) if template is None else None
     if own is None:
+        # A replay plays the same market whatever hour it starts at: borrowed series are
+        # anchored to the history window, not to the replay's first hour.
+        anchor = history.window_start_ms if replay else start_ms
         full = sorted(s for s, ser in history.series.items() if len(ser.rows) >= 168)
         pool = full or sorted(history.series)
         source = history.series.get(template or "")
@@ -144,7 +149,7 @@ def make_instrument(  # noqa: PLR0913 - keyword-only knobs
             symbol,
             source,
             ordinal,
-            phase_ms=_phase(source, rng, start_ms),
+            phase_ms=_phase(source, rng, anchor),
             price_scale=scale,
             price_decimals=min(8, source.price_decimals + extra),
             qty_decimals=source.qty_decimals,
@@ -182,9 +187,14 @@ def _phase(series: SymbolSeries, rng: random.Random, start_ms: int) -> int:
 
 
 def build_universe(history: History, config: SimulatorConfig, start_ms: int) -> list[Instrument]:
-    """The instruments of a simulator, in manifest order (padded or cut to ``config.symbols``)."""
+    """The instruments of a simulator: ``config.symbol_names``, else the manifest order.
+
+    The manifest order is padded or cut to ``config.symbols``.
+    """
     names = list(history.order)
-    if config.symbols is not None:
+    if config.symbol_names is not None:
+        names = list(config.symbol_names)
+    elif config.symbols is not None:
         if config.symbols <= len(names):
             names = names[: config.symbols]
         else:
