@@ -191,10 +191,6 @@ def run(config: Config, stop: threading.Event, simulation: _Simulation | None = 
     _banner(config)
     if simulation is not None:
         simulation.start()
-    logger.warning(
-        "partial build: everything runs except the five-minute OI snapshot of the whole "
-        'universe (source "snapshot"); realtime OI samples and alerts do run'
-    )
     boards = Boards()
     handle = start_tree(
         build_tree(config, boards), server_time=boards.server_time, wait_started_s=30.0

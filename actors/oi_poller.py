@@ -1,4 +1,4 @@
-"""The open-interest poller: ``/fapi/v1/openInterest`` for the liquid universe, paced evenly.
+"""The open-interest poller: the liquid universe paced evenly, plus the five-minute snapshot.
 
 Binance has no open-interest stream, so every liquid symbol is polled through the REST gateway
 (the one weight budget of the process). How it runs:
@@ -7,18 +7,26 @@ Binance has no open-interest stream, so every liquid symbol is polled through th
   (sorted; symbols that answered ``-1121 Invalid symbol`` are left out while they stay in the
   universe). The list is also saved in the store, so a restarted poller polls at once instead
   of waiting for the next evaluation.
+- ``TradingUniverse`` (from the universe actor, every evaluation) → every TRADING USDT
+  perpetual, for the snapshot.
 - **Interval** (seconds between two samples of the same symbol)::
 
-      rate     = min(max_req_per_min, gateway_target - reserve_per_min)   # requests/minute
+      snapshot = 60 * (N_trading - N_liquid) / snapshot_sweep_s           # its requests/minute
+      rate     = min(max_req_per_min - snapshot,
+                     gateway_target - reserve_per_min - snapshot)         # requests/minute
       interval = clamp(60 * N / rate, min_interval_s, max_interval_s)     # oi_poll_interval
       spacing  = interval / N                                             # one request each
 
   ``gateway_target`` is the REST gateway's budget target (``status.status("rest-gateway")
   .target``, 2000 of 2400 by default; ``max_req_per_min`` alone until the gateway published
-  one); ``reserve_per_min`` is left for the other REST users (the 5-minute snapshot, kline
-  backfill, exchangeInfo). Each request weighs 1, so the poller spends at most ``rate`` weight
-  per minute. The interval is recomputed at every universe change and every flush (the
-  gateway's target follows ``exchangeInfo.rateLimits``).
+  one); ``snapshot`` is what the five-minute snapshot's sweep spends while it runs (below);
+  ``reserve_per_min`` (10) is left for the other REST users (exchangeInfo, server time, kline
+  backfill, which the gateway queues when it comes in a burst). Each request weighs 1, so the
+  poller spends at most ``rate + snapshot`` weight per minute. Worked example: 540 TRADING,
+  340 liquid, target 2000: ``snapshot = 60 * 200 / 270 = 44.4``, ``rate = 2000 - 10 - 44.4 =
+  1945.6``, ``interval = 60 * 340 / 1945.6 = 10.49 s``, and 2000 weight/min at most in all.
+  The interval is recomputed at every universe change and every flush (the gateway's target
+  follows ``exchangeInfo.rateLimits``).
 - **Pacing**: an interval timer (``catch_up=False``: a stall never turns into a burst) fires
   every ``spacing`` seconds and sends **one** request, for the next symbol round-robin, unless
   ``max_in_flight`` requests are already unanswered (that tick is skipped and counted). Each
@@ -31,13 +39,30 @@ Binance has no open-interest stream, so every liquid symbol is polled through th
 - **Samples** are batched: told to the poster as ``OiSamples(source="realtime")`` every
   ``deliver_period_s`` (the poster chunks them to 100), and to the store for the OI history
   every ``persist_period_s``.
+- **Five-minute snapshot** (spec §2.1, :mod:`actors._oi_snapshot`): an aligned timer fires at
+  :00, :05, … of the exchange clock. Liquid symbols reuse their latest realtime sample (when at
+  most ``max(30 s, 2 x interval)`` old), every other TRADING symbol is polled (request ids
+  ``oi-snap:<symbol>``), one request every ``snapshot_sweep_s / polls`` seconds, so the sweep
+  ends ~30 s before the next slot within the budget above. When every poll is answered (or at
+  the deadline, halfway between the sweep's end and the next slot) one
+  ``OiSamples(source="snapshot")`` with every symbol's sample goes to the poster (which chunks
+  it to 100). A failed poll (error answer, unreadable body, no answer by the deadline) is
+  omitted, counted and logged, never posted as 0; a symbol that answered ``-1121`` is left out
+  of later snapshots while it stays listed. The polled samples also go to the store's OI
+  history and to the OI board, but not to the alert rule (it watches the liquid universe).
+  A sweep still running when the next slot fires is finished first, with what it has.
+- **OI board** (:class:`~actors._oi_board.OiBoard`, shared, outlives restarts): every realtime
+  and every polled snapshot sample is added, for the volume alerts' ``oiChange``; at start,
+  while it is empty, it is filled from the persisted history back to the previous hour's open.
 - **Restarts**: at start the rule state (``GetState("oi-rule", "state")``) and the OI history
   of the longest lookback (``LoadOiHistory``) are loaded, so baselines are there from the first
   sample (WEAK-17) and an excursion that already alerted does not alert again.
 
-Accepts: ``LiquidUniverse``, ``RestResponse``, ``Tick``; asks ``"symbols"``, ``"interval"``,
-``"stats"`` (tests, operators). Emits: ``RestRequest`` to the gateway; ``OiAlert`` and
-``OiSamples`` to the poster; ``OiSamples`` and ``PutState`` to the store.
+Accepts: ``LiquidUniverse``, ``TradingUniverse``, ``RestResponse``, ``Tick``; asks
+``"symbols"``, ``"trading"``, ``"interval"``, ``"snapshot"`` (the last finished
+:class:`~actors._oi_snapshot.SnapshotResult`), ``"stats"`` (tests, operators). Emits:
+``RestRequest`` to the gateway; ``OiAlert`` and ``OiSamples`` (``"realtime"``, ``"snapshot"``)
+to the poster; ``OiSamples`` and ``PutState`` to the store.
 """
 
 from __future__ import annotations
@@ -46,13 +71,22 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from actors._oi_board import DEFAULT_MAX_START_GAP_MS, HOUR_MS
 from actors._oi_rule import OiAlertRule, OiRuleConfig
+from actors._oi_snapshot import (
+    DEFAULT_PERIOD_S,
+    DEFAULT_SWEEP_S,
+    SnapshotResult,
+    SnapshotRun,
+    snapshot_load_per_min,
+    snapshot_poll_estimate,
+)
 from actors._weight_budget import oi_poll_interval
 from messages.binance_rest import open_interest_sample
 from messages.control import Tick
 from messages.delivery import GetState, LoadOiHistory, PutState
 from messages.errors import FrameError
-from messages.open_interest import LiquidUniverse, OiSample, OiSamples
+from messages.open_interest import LiquidUniverse, OiSample, OiSamples, TradingUniverse
 from messages.rest import RestResponse, rest_request
 from messages.types import TimestampMs
 from supervisors.actor import SupervisedActor
@@ -60,6 +94,7 @@ from supervisors.clock import exchange_now_ms
 from supervisors.spec import ChildSpec
 
 if TYPE_CHECKING:
+    from actors._oi_board import OiBoard
     from actors._price_board import PriceBoard
     from actors._status import StatusBoard
     from messages._base import Message
@@ -72,6 +107,8 @@ if TYPE_CHECKING:
 __all__ = ["OpenInterestPollerActor", "poll_rate_per_min"]
 
 OI_PATH = "/fapi/v1/openInterest"
+REALTIME_PREFIX = "oi:"
+SNAPSHOT_PREFIX = "oi-snap:"
 RULE_NAMESPACE = "oi-rule"
 RULE_KEY = "state"
 POLLER_NAMESPACE = "oi-poller"
@@ -80,12 +117,21 @@ INVALID_SYMBOL = -1121
 
 
 def poll_rate_per_min(
-    max_req_per_min: float, gateway_target: float | None, reserve_per_min: float
+    max_req_per_min: float,
+    gateway_target: float | None,
+    reserve_per_min: float,
+    snapshot_per_min: float = 0.0,
 ) -> float:
-    """Requests per minute the poller may spend: ``min(max, target - reserve)`` (at least 1)."""
+    """Realtime requests per minute: ``min(max - snapshot, target - reserve - snapshot)``.
+
+    At least 1; ``max - snapshot`` alone while the gateway has published no target.
+    """
     if gateway_target is None:
-        return max(1.0, max_req_per_min)
-    return max(1.0, min(max_req_per_min, gateway_target - reserve_per_min))
+        return max(1.0, max_req_per_min - snapshot_per_min)
+    return max(
+        1.0,
+        min(max_req_per_min, gateway_target - reserve_per_min) - snapshot_per_min,
+    )
 
 
 class OpenInterestPollerActor(SupervisedActor):
@@ -98,7 +144,8 @@ class OpenInterestPollerActor(SupervisedActor):
         rule: the alert rule's settings (``OiRuleConfig.from_config(config)``).
         max_req_per_min: ``OI_MAX_REQ_PER_MIN``.
         min_interval_s, max_interval_s: ``OI_MIN_INTERVAL_SEC``, ``OI_MAX_INTERVAL_SEC``.
-        reserve_per_min: weight per minute left to the other REST users of the gateway.
+        reserve_per_min: weight per minute left to the other REST users of the gateway (the
+            snapshot's own load is added to it, computed).
         max_in_flight: unanswered requests at most (Little's law: requests per second x
             round trip; 340 symbols every 10.46 s at 200 ms is 6.5; the gateway needs as many
             workers, its ``max_in_flight``, or ticks are skipped and counted).
@@ -107,6 +154,11 @@ class OpenInterestPollerActor(SupervisedActor):
         stale_after_s: a mark price or funding rate older than this is not attached.
         gateway, poster, store: registry names (``store=None``: no persistence).
         server_time: Binance server time (sample times are the exchange's).
+        oi_board: the shared OI board to fill (``None``: none).
+        snapshot: run the five-minute snapshot of every TRADING symbol.
+        snapshot_period_s: its period, aligned on the exchange clock.
+        snapshot_sweep_s: its polls are spread over this long (less than the period).
+        snapshot_max_in_flight: unanswered snapshot requests at most.
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only settings
@@ -119,7 +171,7 @@ class OpenInterestPollerActor(SupervisedActor):
         max_req_per_min: float = 2000.0,
         min_interval_s: float = 5.0,
         max_interval_s: float = 20.0,
-        reserve_per_min: float = 50.0,
+        reserve_per_min: float = 10.0,
         max_in_flight: int = 16,
         deliver_period_s: float = 5.0,
         persist_period_s: float = 1.0,
@@ -128,8 +180,15 @@ class OpenInterestPollerActor(SupervisedActor):
         poster: str = "poster",
         store: str | None = "store",
         server_time: ServerTimeOffset | None = None,
+        oi_board: OiBoard | None = None,
+        snapshot: bool = True,
+        snapshot_period_s: float = DEFAULT_PERIOD_S,
+        snapshot_sweep_s: float = DEFAULT_SWEEP_S,
+        snapshot_max_in_flight: int = 4,
     ) -> None:
         super().__init__(context=context)
+        if not 0 < snapshot_sweep_s < snapshot_period_s or snapshot_max_in_flight < 1:
+            raise ValueError("need 0 < snapshot_sweep_s < snapshot_period_s, max_in_flight >= 1")
         if not 0 < min_interval_s <= max_interval_s:
             raise ValueError("need 0 < min_interval_s <= max_interval_s")
         if max_req_per_min <= 0 or max_in_flight < 1 or reserve_per_min < 0:
@@ -159,15 +218,28 @@ class OpenInterestPollerActor(SupervisedActor):
         self._to_store: list[OiSample] = []
         self._latest_ms: dict[str, int] = {}
         self._counts: Counter[str] = Counter()
+        self._oi_board = oi_board
+        self._snapshot_on = snapshot
+        self._snapshot_period_s = snapshot_period_s
+        self._snapshot_sweep_s = snapshot_sweep_s
+        self._snapshot_max_in_flight = snapshot_max_in_flight
+        self._trading: tuple[str, ...] = ()
+        self._snapshot_invalid: set[str] = set()
+        self._latest: dict[str, OiSample] = {}  # newest realtime sample, for reuse
+        self._snapshot: SnapshotRun | None = None
+        self._snapshot_timer: TimerHandle | None = None
+        self._last_snapshot: SnapshotResult | None = None
+        self._snapshot_gauges: dict[str, float] = {}
 
     @classmethod
-    def spec(
+    def spec(  # noqa: PLR0913 - the shared boards, keyword-only
         cls,
         config: Config,
         *,
         board: PriceBoard,
         status: StatusBoard,
         server_time: ServerTimeOffset | None = None,
+        oi_board: OiBoard | None = None,
         name: str = "oi-poller",
         **options: Any,
     ) -> ChildSpec:
@@ -184,9 +256,10 @@ class OpenInterestPollerActor(SupervisedActor):
                 "max_interval_s": config.oi_max_interval_sec,
                 "stale_after_s": config.stale_after_s,
                 "server_time": server_time,
+                "oi_board": oi_board,
                 **options,
             },
-            start_timeout_s=30.0,  # loads up to an hour of OI history from the store
+            start_timeout_s=30.0,  # loads up to two hours of OI history from the store
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -197,11 +270,18 @@ class OpenInterestPollerActor(SupervisedActor):
         if self.timers is not None:
             self.start_timer("oi-deliver", period_s=self._deliver_period_s, catch_up=False)
             self.start_timer("oi-persist", period_s=self._persist_period_s, catch_up=False)
+            if self._snapshot_on:
+                self.start_timer(
+                    "oi-snapshot", period_s=self._snapshot_period_s, aligned=True, catch_up=False
+                )
         self._repace()
         self._publish()
 
     def _close(self) -> None:
         """Hand the samples still batched to the store and the poster (best effort)."""
+        if self._snapshot is not None:
+            self._log.warning("stopping during a snapshot sweep; that snapshot is not posted")
+            self._snapshot = None
         self._deliver()
         self._persist()
 
@@ -214,10 +294,17 @@ class OpenInterestPollerActor(SupervisedActor):
                 self._store, GetState(namespace=RULE_NAMESPACE, key=RULE_KEY), timeout=5
             )
             self._rule.import_state(reply.value({}) or {}, now_ms)
-            since = TimestampMs(now_ms - self._rule.config.retention_ms)
-            history = self.registry.ask(self._store, LoadOiHistory(since_ms=since), timeout=10)
+            since = now_ms - self._rule.config.retention_ms
+            fill_board = self._oi_board is not None and len(self._oi_board) == 0
+            if fill_board:  # back to the previous hour's open, for oiChange
+                since = min(since, now_ms - now_ms % HOUR_MS - HOUR_MS - DEFAULT_MAX_START_GAP_MS)
+            history = self.registry.ask(
+                self._store, LoadOiHistory(since_ms=TimestampMs(since)), timeout=10
+            )
             rows = [(s.symbol, s.time_ms, s.open_interest, s.mark_price) for s in history.samples]
             loaded = self._rule.history.import_rows(rows)
+            if fill_board and self._oi_board is not None:
+                self._oi_board.load((s.symbol, s.time_ms, s.open_interest) for s in history.samples)
             reply = self.registry.ask(
                 self._store, GetState(namespace=POLLER_NAMESPACE, key=SYMBOLS_KEY), timeout=5
             )
@@ -236,7 +323,7 @@ class OpenInterestPollerActor(SupervisedActor):
 
     def redeliverable(self, message: Message) -> bool:
         """Answers and ticks are stale a moment later; a universe is worth a retry."""
-        return isinstance(message, LiquidUniverse)
+        return isinstance(message, LiquidUniverse | TradingUniverse)
 
     def _now_ms(self) -> int:
         return exchange_now_ms(self._server_time, self.clock)
@@ -248,24 +335,43 @@ class OpenInterestPollerActor(SupervisedActor):
         match message:
             case LiquidUniverse():
                 self._handle_universe(message)
+            case TradingUniverse():
+                self._handle_trading(message)
             case RestResponse():
                 self._handle_response(message)
             case Tick(timer="oi-poll"):
                 self._poll_next()
+            case Tick(timer="oi-snapshot"):
+                self._start_snapshot(message)
+            case Tick(timer="oi-snapshot-poll"):
+                self._snapshot_poll()
             case Tick(timer="oi-deliver"):
                 self._deliver()
                 self._housekeeping()
             case Tick(timer="oi-persist"):
                 self._persist()
-            case "symbols":
-                return self._symbols
-            case "interval":
-                return self._interval_s
-            case "stats":
-                return {**self._counts, **{f"rule_{k}": v for k, v in self._rule.stats.items()}}
+            case "symbols" | "trading" | "interval" | "snapshot" | "stats":
+                return self._answer(message)
             case _:
                 return super().on_receive(message)
         return None
+
+    def _answer(self, question: str) -> Any:
+        match question:
+            case "symbols":
+                return self._symbols
+            case "trading":
+                return self._trading
+            case "interval":
+                return self._interval_s
+            case "snapshot":
+                return self._last_snapshot
+            case _:
+                return {
+                    **self._counts,
+                    **self._snapshot_gauges,
+                    **{f"rule_{k}": v for k, v in self._rule.stats.items()},
+                }
 
     def _handle_universe(self, universe: LiquidUniverse) -> None:
         members = {m.symbol for m in universe.members}
@@ -287,6 +393,24 @@ class OpenInterestPollerActor(SupervisedActor):
         self._log.info("polling {} symbol(s)", len(symbols))
         self._repace()
 
+    def _handle_trading(self, trading: TradingUniverse) -> None:
+        symbols = tuple(sorted({str(s) for s in trading.symbols}))
+        if not symbols or symbols == self._trading:
+            return  # an empty list is a broken exchangeInfo, not an empty market
+        self._trading = symbols
+        self._snapshot_invalid &= set(symbols)
+        self._log.info("{} TRADING symbol(s) in the five-minute snapshot", len(symbols))
+        self._repace()
+
+    def _snapshot_per_min(self) -> float:
+        """What the snapshot's sweep spends per minute while it runs (see the module doc)."""
+        if not self._snapshot_on or not self._trading:
+            return 0.0
+        polls = snapshot_poll_estimate(
+            (s for s in self._trading if s not in self._snapshot_invalid), self._symbols
+        )
+        return snapshot_load_per_min(polls, self._snapshot_sweep_s)
+
     def _gateway_target(self) -> float | None:
         snapshot = self._status.status(self._gateway)
         target = getattr(snapshot, "target", None)
@@ -295,7 +419,9 @@ class OpenInterestPollerActor(SupervisedActor):
     def _repace(self) -> None:
         """Recompute the interval and (re)start the pacing timer when the spacing changed."""
         n = len(self._symbols)
-        rate = poll_rate_per_min(self._max_rpm, self._gateway_target(), self._reserve)
+        rate = poll_rate_per_min(
+            self._max_rpm, self._gateway_target(), self._reserve, self._snapshot_per_min()
+        )
         self._interval_s = oi_poll_interval(n, rate, self._min_s, self._max_s)
         spacing = self._interval_s / n if n else 0.0
         if spacing and self._spacing_s and math.isclose(spacing, self._spacing_s, rel_tol=0.01):
@@ -330,7 +456,7 @@ class OpenInterestPollerActor(SupervisedActor):
             return
         request = rest_request(
             OI_PATH,
-            request_id=f"oi:{symbol}",
+            request_id=f"{REALTIME_PREFIX}{symbol}",
             caller=self.name,
             params={"symbol": symbol},
             expires_after_s=self._interval_s,
@@ -342,9 +468,12 @@ class OpenInterestPollerActor(SupervisedActor):
             self._counts["oi_gateway_missing_total"] += 1
 
     def _handle_response(self, response: RestResponse) -> None:
-        if not response.request_id.startswith("oi:"):
+        if response.request_id.startswith(SNAPSHOT_PREFIX):
+            self._handle_snapshot_response(response)
             return
-        symbol = response.request_id.removeprefix("oi:")
+        if not response.request_id.startswith(REALTIME_PREFIX):
+            return
+        symbol = response.request_id.removeprefix(REALTIME_PREFIX)
         self._in_flight.pop(symbol, None)
         if not response.ok or response.body is None:
             self._counts["oi_errors_total"] += 1
@@ -366,6 +495,9 @@ class OpenInterestPollerActor(SupervisedActor):
             return
         self._counts["oi_samples_total"] += 1
         self._latest_ms[sample.symbol] = sample.time_ms
+        self._latest[sample.symbol] = sample
+        if self._oi_board is not None:
+            self._oi_board.add(sample.symbol, sample.time_ms, sample.open_interest)
         self._to_poster.append(sample)
         self._to_store.append(sample)
         if evaluation.state_changed:
@@ -399,6 +531,9 @@ class OpenInterestPollerActor(SupervisedActor):
             self._set_symbols(tuple(s for s in self._symbols if s != symbol))
         self._rule.forget([symbol])
         self._latest_ms.pop(symbol, None)
+        self._latest.pop(symbol, None)
+        if self._oi_board is not None:
+            self._oi_board.forget([symbol])
 
     def _send_alerts(self, alerts: tuple[OiAlert, ...]) -> None:
         for alert in alerts:
@@ -457,6 +592,12 @@ class OpenInterestPollerActor(SupervisedActor):
             self._rule.forget(gone)
             for symbol in gone:
                 self._latest_ms.pop(symbol, None)
+                self._latest.pop(symbol, None)
+        if self._oi_board is not None:
+            self._oi_board.prune(self._now_ms())
+        run = self._snapshot
+        if run is not None and run.expired(self._now_ms()):
+            self._finish_snapshot()
         self._repace()
         self._publish()
 
@@ -471,4 +612,176 @@ class OpenInterestPollerActor(SupervisedActor):
         if ages:
             counters["oi_max_sample_age_seconds"] = max(ages) / 1000
         counters["oi_symbols_never_sampled"] = sum(s not in self._latest_ms for s in self._symbols)
+        counters["oi_trading_symbols"] = len(self._trading)
+        counters["oi_snapshot_reserve_per_min"] = self._snapshot_per_min()
+        counters["oi_snapshot_running"] = 1 if self._snapshot is not None else 0
+        counters.update(self._snapshot_gauges)
         self._status.count(self.name, counters)
+
+    # --- the five-minute snapshot ---------------------------------------------------------------
+
+    def _start_snapshot(self, tick: Tick) -> None:
+        if self._snapshot is not None:
+            self._counts["oi_snapshot_overruns_total"] += 1
+            self._log.warning("the previous OI snapshot was still running; posting what it has")
+            self._finish_snapshot()
+        if not self._trading:
+            self._counts["oi_snapshots_skipped_total"] += 1
+            self._log.warning("no TRADING list yet (exchangeInfo); OI snapshot skipped")
+            return
+        now_ms = self._now_ms()
+        slot_ms = int(tick.scheduled_ms)
+        period_ms = round(self._snapshot_period_s * 1000)
+        sweep_ms = round(self._snapshot_sweep_s * 1000)
+        run = SnapshotRun.plan(
+            slot_ms=slot_ms,
+            trading=self._trading,
+            latest=self._latest,
+            now_ms=now_ms,
+            reuse_max_age_ms=round(max(30.0, 2 * self._interval_s) * 1000),
+            deadline_ms=slot_ms + (sweep_ms + period_ms) // 2,
+            skip=self._snapshot_invalid,
+        )
+        self._snapshot = run
+        self._log.debug(
+            "OI snapshot {}: {} reused, {} to poll", slot_ms, len(run.reused), run.polls
+        )
+        if run.polls == 0:
+            self._finish_snapshot()
+            return
+        if self.timers is not None:
+            self._stop_snapshot_timer()
+            spacing = self._snapshot_sweep_s / run.polls
+            self._snapshot_timer = self.start_timer(
+                "oi-snapshot-poll", period_s=spacing, catch_up=False
+            )
+        self._snapshot_poll()  # the first one at once
+
+    def _stop_snapshot_timer(self) -> None:
+        if self._snapshot_timer is not None:
+            self._snapshot_timer.cancel()
+            self._snapshot_timer = None
+
+    def _snapshot_poll(self) -> None:
+        run = self._snapshot
+        if run is None:
+            self._stop_snapshot_timer()
+            return
+        now_ms = self._now_ms()
+        if run.expired(now_ms):
+            self._finish_snapshot()
+            return
+        if len(run.in_flight) >= self._snapshot_max_in_flight:
+            self._counts["oi_snapshot_ticks_skipped_total"] += 1
+            return
+        symbol = run.next_symbol()
+        if symbol is None:
+            self._stop_snapshot_timer()  # all sent; the last answer finishes it
+            return
+        request = rest_request(
+            OI_PATH,
+            request_id=f"{SNAPSHOT_PREFIX}{symbol}",
+            caller=self.name,
+            params={"symbol": symbol},
+            expires_after_s=max(1.0, (run.deadline_ms - now_ms) / 1000),
+        )
+        if self.registry.tell(self._gateway, request):
+            self._counts["oi_snapshot_requests_total"] += 1
+        else:
+            self._counts["oi_gateway_missing_total"] += 1
+            run.not_sent(symbol, "no gateway")
+            if run.done:
+                self._finish_snapshot()
+
+    def _handle_snapshot_response(self, response: RestResponse) -> None:
+        symbol = response.request_id.removeprefix(SNAPSHOT_PREFIX)
+        run = self._snapshot
+        sample: OiSample | None = None
+        why = ""
+        if not response.ok or response.body is None:
+            why = response.error_type or "unknown"
+            self._counts["oi_snapshot_errors_total"] += 1
+            self._counts[f"oi_snapshot_errors_{why}_total"] += 1
+            if response.error_code == INVALID_SYMBOL:
+                why = "invalid symbol"
+                self._snapshot_invalid.add(symbol)
+                self._log.warning(
+                    "{} is not a valid symbol ({}); left out of OI snapshots",
+                    symbol,
+                    response.error_message,
+                )
+        else:
+            try:
+                raw = open_interest_sample(response.body)
+            except FrameError as exc:
+                why = "unreadable"
+                self._counts["oi_snapshot_errors_total"] += 1
+                self._counts["oi_snapshot_errors_unreadable_total"] += 1
+                self._log.warning("openInterest {} unreadable: {}", symbol, exc)
+            else:
+                sample = self._enrich(raw)
+        if sample is not None and math.isfinite(sample.open_interest):
+            # a real reading, even a late one, belongs in the history
+            if self._oi_board is not None:
+                self._oi_board.add(sample.symbol, sample.time_ms, sample.open_interest)
+            self._to_store.append(sample)
+            self.report_progress()
+        if run is None:
+            self._counts["oi_snapshot_late_answers_total"] += 1
+            return
+        awaited = (
+            run.answered(symbol, sample) if sample is not None else run.failed_with(symbol, why)
+        )
+        if not awaited:
+            self._counts["oi_snapshot_late_answers_total"] += 1
+        if run.done:
+            self._finish_snapshot()
+
+    def _finish_snapshot(self) -> None:
+        run = self._snapshot
+        if run is None:
+            return
+        self._snapshot = None
+        self._stop_snapshot_timer()
+        now_ms = self._now_ms()
+        result = run.finish(now_ms)
+        self._last_snapshot = result
+        without_mark = sum(1 for s in result.items if s.mark_price is None)
+        self._counts["oi_snapshots_total"] += 1
+        self._counts["oi_snapshot_samples_total"] += len(result.items)
+        self._counts["oi_snapshot_polled_total"] += result.polled
+        self._counts["oi_snapshot_reused_total"] += result.reused
+        self._counts["oi_snapshot_failed_total"] += len(result.failed)
+        self._snapshot_gauges = {
+            "oi_snapshot_last_slot_ms": result.slot_ms,
+            "oi_snapshot_last_symbols": result.symbols,
+            "oi_snapshot_last_samples": len(result.items),
+            "oi_snapshot_last_reused": result.reused,
+            "oi_snapshot_last_polled": result.polled,
+            "oi_snapshot_last_failed": len(result.failed),
+            "oi_snapshot_last_without_mark": without_mark,
+            "oi_snapshot_last_duration_seconds": (now_ms - result.slot_ms) / 1000,
+        }
+        if result.items:
+            batch = OiSamples(
+                items=result.items, source="snapshot", created_ms=TimestampMs(result.slot_ms)
+            )
+            if self.registry.tell(self._poster, batch):
+                self._counts["oi_snapshot_batches_total"] += 1
+            else:
+                self._counts["oi_snapshot_batches_undelivered_total"] += 1
+                self._log.error("no {} to take the OI snapshot", self._poster)
+        log = self._log.warning if result.failed else self._log.info
+        log(
+            "OI snapshot: {} of {} symbol(s) in {:.1f} s ({} reused, {} polled, {} without a "
+            "mark price), {} missing{}",
+            len(result.items),
+            result.symbols,
+            (now_ms - result.slot_ms) / 1000,
+            result.reused,
+            result.polled,
+            without_mark,
+            len(result.failed),
+            f": {dict(result.failed[:10])}" if result.failed else "",
+        )
+        self._publish()

@@ -17,13 +17,17 @@ A thin shell around :class:`~actors._universe_logic.UniverseTracker`:
   first real evaluation is simply not sent). A *held* set (no ticker data yet after a restart,
   no exchangeInfo) still goes to the poller, so polling resumes at once, but is not posted:
   its volumes may be unknown;
+- with every evaluation it also tells the poller a
+  :class:`~messages.open_interest.TradingUniverse`: every TRADING USDT perpetual but the
+  excluded ones, for the five-minute OI snapshot (once exchangeInfo was read; the same message
+  object until the list changes);
 - the tracker's state (members with entry times, last known volumes) is saved in the store
   (``PutState("universe", "tracker")``) after each evaluation that changed it, and loaded at
   start (``GetState``, ask with a timeout), so a restart keeps the hysteresis.
 
 Accepts: ``Tickers``, ``RestResponse``, ``Tick``; asks ``"universe"`` / ``"trading"`` (tests,
-operators). Emits: ``LiquidUniverse`` to the poller (and optionally the poster); ``RestRequest``
-to the gateway; ``PutState`` to the store.
+operators). Emits: ``TradingUniverse`` and ``LiquidUniverse`` to the poller (and the latter
+optionally to the poster); ``RestRequest`` to the gateway; ``PutState`` to the store.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from messages.control import Tick
 from messages.delivery import GetState, PutState
 from messages.errors import FrameError
 from messages.market import Tickers
+from messages.open_interest import TradingUniverse
 from messages.rest import RestResponse, rest_request
-from messages.types import TimestampMs
+from messages.types import Symbol, TimestampMs
 from supervisors.actor import SupervisedActor
 from supervisors.clock import exchange_now_ms
 from supervisors.spec import ChildSpec
@@ -104,6 +109,7 @@ class UniverseActor(SupervisedActor):
         self._store = store
         self._server_time = server_time
         self._trading: frozenset[str] = frozenset()
+        self._trading_msg: TradingUniverse | None = None
         self._info_pending = False
         self._universe: LiquidUniverse | None = None
         self._saved: Any = None
@@ -236,6 +242,11 @@ class UniverseActor(SupervisedActor):
             return
         first = not self._trading
         self._trading = frozenset(symbols)
+        covered = tuple(Symbol(s) for s in sorted(self._trading - self._tracker.rules.exclude))
+        if self._trading_msg is None or self._trading_msg.symbols != covered:
+            self._trading_msg = TradingUniverse(
+                symbols=covered, updated_ms=TimestampMs(self._now_ms())
+            )
         self._tracker.forget_unlisted(self._trading)
         self._log.info("{} TRADING USDT perpetuals", len(self._trading))
         if first and self._counts["universe_tickers_total"]:
@@ -267,6 +278,8 @@ class UniverseActor(SupervisedActor):
             )
         self._universe = universe
         self._save_state()
+        if self._poller is not None and self._trading_msg is not None:
+            self.registry.tell(self._poller, self._trading_msg)
         if universe.members:  # never an empty set, to anybody
             if self._poller is not None:
                 self.registry.tell(self._poller, universe)

@@ -18,8 +18,10 @@ A thin shell around :class:`~actors._volume_rule.SpikeDetector`:
 - dedup and owed updates are saved in the store after every change (``PutState``) and loaded
   at start (``GetState``, ask with a timeout), so a restart or ``kill -9`` never repeats a
   SPIKE nor loses a due update;
-- alerts are enriched in-process (funding rate from the price board when fresh; no HTTP hop,
-  only for symbols that alert) and told to the poster by name.
+- alerts are enriched in-process, only for symbols that alert, with no HTTP hop: the funding
+  rate from the price board when fresh, and ``oiChange`` from our own OI history on the OI
+  board (the OI at the alert hour's open vs now, both samples within a few minutes of those
+  instants, else omitted — never a days-old baseline, WEAK-11); then told to the poster.
 
 Accepts: ``KlineUpdate``, ``KlineUpdates``, ``TradingSymbols``, ``RestResponse``, ``Tick``.
 Emits: ``VolumeAlert`` to ``poster``; ``SetStreams`` to each kline shard; ``RestRequest`` to the
@@ -45,6 +47,7 @@ from supervisors.clock import exchange_now_ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from actors._oi_board import OiBoard
     from actors._price_board import PriceBoard
     from actors._status import StatusBoard
     from messages._base import Message
@@ -73,6 +76,7 @@ class VolumeScannerActor(SupervisedActor):
         server_time: Binance server time (hour boundaries are the exchange's).
         poster: the registry name alerts go to.
         stale_after_s: a funding rate older than this is not attached.
+        oi_board: our own OI history (``oiChange``); ``None``: never attached.
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only settings
@@ -90,6 +94,7 @@ class VolumeScannerActor(SupervisedActor):
         store: str | None = "store",
         stale_after_s: float = 180.0,
         backfill_period_s: float = 5.0,
+        oi_board: OiBoard | None = None,
     ) -> None:
         super().__init__(context=context)
         if streams_per_connection < 1:
@@ -105,6 +110,7 @@ class VolumeScannerActor(SupervisedActor):
         self._store = store
         self._stale_after_s = stale_after_s
         self._backfill_period_s = backfill_period_s
+        self._oi_board = oi_board
         self._backfill_pending: dict[str, float] = {}  # symbol -> when asked (monotonic)
         self._saved_revision = -1
         self._plan: tuple[tuple[str, ...], ...] = ()
@@ -188,14 +194,18 @@ class VolumeScannerActor(SupervisedActor):
     def _enrich(
         self, symbol: Symbol, hour_open_ms: TimestampMs
     ) -> tuple[float | None, float | None]:
-        """Funding rate from the board when fresh; OI change not known yet (no OI history)."""
-        del hour_open_ms
+        """Funding rate from the price board when fresh; OI change over the alert's hour."""
+        oi_change = (
+            None
+            if self._oi_board is None
+            else self._oi_board.oi_change(symbol, hour_open_ms, self._now_ms())
+        )
         record = self._board.get(symbol)
         if record is None or record.funding_rate is None:
-            return None, None
+            return None, oi_change
         if self.clock.monotonic() - record.received_mono > self._stale_after_s:
-            return None, None
-        return record.funding_rate, None
+            return None, oi_change
+        return record.funding_rate, oi_change
 
     def _introspect(self, question: str) -> Any:
         """Answers for tests and operators (ask with a timeout)."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 from messages._base import Message, message
 from messages.types import OiDirection, OiSource, OiTimeframe, Symbol, TimestampMs
 
-__all__ = ["LiquidUniverse", "OiAlert", "OiSample", "OiSamples", "UniverseMember"]
+__all__ = [
+    "LiquidUniverse",
+    "OiAlert",
+    "OiSample",
+    "OiSamples",
+    "TradingUniverse",
+    "UniverseMember",
+]
 
 
 @message
@@ -97,3 +104,18 @@ class LiquidUniverse(Message):
     """Symbols that entered in this evaluation."""
     left: tuple[str, ...] = ()
     """Symbols that left in this evaluation."""
+
+
+@message
+class TradingUniverse(Message):
+    """Every TRADING USDT perpetual the five-minute OI snapshot covers (spec §2.1).
+
+    Told by the universe actor to the OI poller with every evaluation (level-triggered, so a
+    restarted poller has it again within one evaluation period). Excluded symbols
+    (``OI_UNIVERSE_EXCLUDE``) are not in it.
+    """
+
+    symbols: tuple[Symbol, ...]
+    """The symbols, sorted."""
+    updated_ms: TimestampMs
+    """When the list was last read from ``exchangeInfo`` (exchange time)."""

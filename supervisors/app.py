@@ -10,14 +10,17 @@ reverse start order), so no message is sent to an actor that is not there yet:
     ├── rest-gateway    RestGatewayActor    every REST call, one weight budget
     ├── http-api        HttpApiActor        serves the boards on FUNDING_API_HOST:PORT
     ├── volume-scanner  VolumeScannerActor  spike rule on live klines → poster
+    ├── universe        UniverseActor       liquid universe (4M/2M hysteresis), TRADING list
+    ├── oi-poller       OpenInterestPoller  realtime OI of the liquid universe, the 5-minute
+    │                                       snapshot of every TRADING symbol; fills the OI board
     ├── feed-klines-N   FeedActor x 4       <sym>@kline_1h, ≤ 200 streams each, planned by
     │                                       the scanner from exchangeInfo
     └── feed-market     FeedActor           !markPrice@arr@1s + !ticker@arr → price-cache
 
-The boards (:class:`~actors._price_board.PriceBoard`, :class:`~actors._status.StatusBoard`) and
-the Binance server-time offset are created here, once, and shared by every incarnation of the
-actors that use them (pass ``boards.server_time`` to ``start_tree`` too, so aligned timers
-follow the exchange's clock).
+The boards (:class:`~actors._price_board.PriceBoard`, :class:`~actors._status.StatusBoard`,
+:class:`~actors._oi_board.OiBoard`) and the Binance server-time offset are created here, once,
+and shared by every incarnation of the actors that use them (pass ``boards.server_time`` to
+``start_tree`` too, so aligned timers follow the exchange's clock).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from actors._feed_logic import MARKET_STREAMS
+from actors._oi_board import OiBoard
 from actors._price_board import PriceBoard
 from actors._status import StatusBoard
 from actors._volume_rule import SpikeConfig
@@ -72,6 +76,8 @@ class Boards:
     prices: PriceBoard = field(default_factory=PriceBoard)
     status: StatusBoard = field(default_factory=StatusBoard)
     server_time: ServerTimeOffset = field(default_factory=lambda: ServerTimeOffset(SystemClock()))
+    oi: OiBoard = field(default_factory=OiBoard)
+    """Recent open interest per symbol (written by the OI poller), for ``oiChange``."""
 
 
 def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
@@ -159,6 +165,7 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
                 ),
                 "server_time": boards.server_time,
                 "stale_after_s": config.stale_after_s,
+                "oi_board": boards.oi,
             },
         ),
         UniverseActor.spec(
@@ -169,7 +176,11 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
             evaluate_period_s=config.oi_universe_evaluate_sec,
         ),
         OpenInterestPollerActor.spec(
-            config, board=boards.prices, status=boards.status, server_time=boards.server_time
+            config,
+            board=boards.prices,
+            status=boards.status,
+            server_time=boards.server_time,
+            oi_board=boards.oi,
         ),
         *extra_children,
         *(

@@ -18,6 +18,7 @@ import pytest
 from actors._feed_connection import FeedTimeouts
 from actors._feed_logic import MARKET_STREAMS
 from actors._oi_rule import OiRuleConfig, TimeframeRule
+from actors._oi_snapshot import DEFAULT_SWEEP_S, snapshot_load_per_min
 from actors._weight_budget import oi_poll_interval
 from actors.feed import FeedActor
 from actors.oi_poller import OpenInterestPollerActor, poll_rate_per_min
@@ -141,12 +142,16 @@ def build_oi_tree(
             board=boards.prices,
             status=boards.status,
             server_time=boards.server_time,
+            oi_board=boards.oi,
             **{
                 "rule": FAST_RULE,
                 "max_req_per_min": 1200,
                 "min_interval_s": 1.0,
                 "deliver_period_s": 1.0,
                 "persist_period_s": 0.2,
+                # the snapshot (tests/actors/test_oi_snapshot.py) fires on the wall clock's
+                # :00/:05; here it would poll non-liquid symbols in the middle of a measurement
+                "snapshot": False,
                 **(poller or {}),
             },
         )
@@ -216,9 +221,9 @@ def test_every_liquid_symbol_is_polled_evenly_at_the_computed_interval(sim, back
         assert symbols == tuple(m.symbol for m in universe.members)
         n = len(symbols)
         target = tree.boards.status.status("rest-gateway").target
-        expected = oi_poll_interval(n, poll_rate_per_min(1200, target, 50), 1.0, 20.0)
+        expected = oi_poll_interval(n, poll_rate_per_min(1200, target, 10), 1.0, 20.0)
         assert tree.ask("oi-poller", "interval") == pytest.approx(expected)
-        assert expected == pytest.approx(60 * n / 1200)  # 1200/min is below 2000 - 50
+        assert expected == pytest.approx(60 * n / 1200)  # 1200/min is below 2000 - 10
         spacing_ms = expected / n * 1000
 
         start_ms = sim.clock.time_ms()
@@ -294,6 +299,13 @@ def test_an_oi_jump_alerts_once_with_the_exact_shape_and_a_restart_keeps_baselin
         assert stats.get("rule_no_baseline", 0) == 0, stats  # no blind window
         assert len(eth_alerts()) == 1
         assert tree.ask("oi-poller", "symbols") == polling(tree)
+        # the OI board (shared, outlives the restart) holds the jump: oiChange sees it
+        history = tree.boards.oi.history("ETHUSDT")
+        assert len(history) >= 3
+        first_ms = history[0][0]
+        change = tree.boards.oi.oi_change("ETHUSDT", first_ms, history[-1][0])
+        assert change is not None
+        assert change >= 0.03
     finally:
         tree.stop()
 
@@ -355,14 +367,20 @@ def test_the_specs_follow_the_config_and_the_worked_example_holds():
     universe = UniverseActor.spec(config, status=boards.status)
     assert universe.name == "universe"
     assert universe.kwargs["rules"].enter_quote_24h == config.oi_liquid_enter_quote_24h
-    # README: 340 liquid symbols, gateway target 2000/min, 50/min reserved for other callers
-    rate = poll_rate_per_min(2000, 2000, 50)
-    assert rate == 1950
+    # the poller's docstring: 340 liquid of 540 TRADING symbols, gateway target 2000/min,
+    # 10/min reserved for other callers, the snapshot's 200 polls spread over 270 s
+    snapshot = snapshot_load_per_min(540 - 340, DEFAULT_SWEEP_S)
+    assert snapshot == pytest.approx(44.4, abs=0.05)
+    rate = poll_rate_per_min(2000, 2000, 10, snapshot)
+    assert rate == pytest.approx(1945.6, abs=0.05)
     interval = oi_poll_interval(340, rate, 5.0, 20.0)
-    assert interval == pytest.approx(10.46, abs=0.01)
+    assert interval == pytest.approx(10.49, abs=0.01)
     assert interval <= 10.5
+    assert rate + snapshot + 10 == pytest.approx(2000)  # the whole budget, no more
     assert interval / 340 * 1000 == pytest.approx(30.8, abs=0.1)  # ms between two requests
-    assert poll_rate_per_min(2000, None, 50) == 2000  # before the gateway published a target
+    assert poll_rate_per_min(2000, None, 10) == 2000  # before the gateway published a target
+    assert poll_rate_per_min(2000, None, 10, snapshot) == pytest.approx(2000 - snapshot)
+    assert poll_rate_per_min(2000, 2000, 50) == 1950  # without a snapshot load
 
 
 def test_slow_answers_bound_the_requests_in_flight_and_recovery_is_not_a_burst(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from actors._store import StateStore
-from messages.open_interest import LiquidUniverse
+from messages.open_interest import LiquidUniverse, TradingUniverse
 from simulator.backend import UNIVERSE_UPDATE
 from supervisors.actor import SupervisedActor
 from supervisors.spec import ChildSpec
@@ -27,18 +27,23 @@ LOW_MEMBER = "KNCUSDT"
 
 
 class PollerProbe(SupervisedActor):
-    """Stands in for the OI poller: remembers every universe it is told."""
+    """Stands in for the OI poller: remembers every universe (liquid, TRADING) it is told."""
 
     def __init__(self, *, context=None) -> None:
         super().__init__(context=context)
         self.seen: list[LiquidUniverse] = []
+        self.trading: list[TradingUniverse] = []
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case LiquidUniverse():
                 self.seen.append(message)
+            case TradingUniverse():
+                self.trading.append(message)
             case "seen":
                 return list(self.seen)
+            case "trading-seen":
+                return list(self.trading)
             case _:
                 return super().on_receive(message)
         return None
@@ -109,6 +114,12 @@ def test_the_universe_forms_from_real_tickers_with_the_hysteresis_and_survives_a
         # told to the poller, and posted to the backend (never empty, enteredAt kept)
         told = tree.ask("oi-poller", "seen")
         assert all(u.members for u in told)
+        # with the TRADING list for the five-minute snapshot (excluded symbols left out), one
+        # message object per list, told at every evaluation
+        lists = tree.ask("oi-poller", "trading-seen")
+        assert len(lists) >= len(told)
+        assert lists[-1].symbols == tuple(sorted(trading - {"USDCUSDT"}))
+        assert len({id(m) for m in lists}) == 1
         assert wait_until(lambda: backend.received(UNIVERSE_UPDATE), timeout=10)
         body = backend.received(UNIVERSE_UPDATE)[0].body
         posted = {row["symbol"]: row for row in body["symbols"]}
@@ -150,5 +161,9 @@ def test_no_tickers_means_no_universe_is_sent_to_anybody(sim, backend, tmp_path)
         assert tree.counters("universe")["universe_held"] == 1
         assert tree.ask("oi-poller", "seen") == []
         assert backend.received(UNIVERSE_UPDATE) == []
+        # the TRADING list needs no tickers: the snapshot covers every listed symbol anyway
+        lists = tree.ask("oi-poller", "trading-seen")
+        assert lists
+        assert lists[-1].symbols == tuple(sorted(tree.ask("universe", "trading")))
     finally:
         tree.stop()

@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from actors._candle_store import HOUR_MS
+from actors._oi_board import OiBoard
 from actors._price_board import PriceBoard
 from actors._status import StatusBoard
 from actors._store import StateStore
@@ -219,6 +220,7 @@ class ScannerTree:
     state_dir: Path
     per_connection: int = 200
     journal: Journal = field(default_factory=Journal)
+    oi: OiBoard = field(default_factory=OiBoard)
     handle: RootHandle = field(init=False)
 
     def __post_init__(self) -> None:
@@ -239,6 +241,7 @@ class ScannerTree:
                 "config": SpikeConfig(multiple=3.0, min_quote_volume=3_000_000.0),
                 "server_time": self.server_time,
                 "backfill_period_s": 60.0,
+                "oi_board": self.oi,
             },
             backoff=BackoffPolicy.immediate(),  # a restart must not wait for fake time
         )
@@ -434,6 +437,7 @@ def test_a_crossing_alerts_once_per_hour_and_symbols_under_either_threshold_neve
     assert spike.hour_timestamp_ms == H1
     assert spike.detection_time_ms == H1 + 10 * MIN_MS
     assert spike.funding_rate is None  # the board is empty: unknown, never 0.0
+    assert spike.oi_change is None  # no OI history either
 
     # more crossing updates in the same hour, single and batched, and the others growing
     # just under their thresholds: nothing more
@@ -742,4 +746,25 @@ def test_a_backfill_whose_answer_never_comes_is_asked_again(make_tree):
     tree.sync()
     assert asked() == 2
     assert tree.ask(SCANNER, "needs_backfill") == ()
+    tree.stop()
+
+
+def test_oi_change_comes_from_our_own_history_and_only_from_recent_samples(make_tree):
+    """``oiChange`` = OI now vs at the hour's open, from the OI board; a stale baseline or a
+    stale current sample means it is omitted (WEAK-11), never 0.0."""
+    tree = make_tree({"XUSDT": 1_500_000.0, "OLDUSDT": 1_500_000.0, "STALEUSDT": 1_500_000.0})
+    ready(tree, "XUSDT", "OLDUSDT", "STALEUSDT")
+    tree.oi.add("XUSDT", H1 - 20_000, 1_000.0)  # 20 s before the open: the hour's baseline
+    tree.oi.add("XUSDT", H1 + 9 * MIN_MS, 1_250.0)
+    tree.oi.add("OLDUSDT", H1 - 3 * HOUR_MS // 2, 1_000.0)  # 90 min before the open: too old
+    tree.oi.add("OLDUSDT", H1 + 9 * MIN_MS, 1_250.0)
+    tree.oi.add("STALEUSDT", H1, 1_000.0)
+    tree.oi.add("STALEUSDT", H1 + MIN_MS, 1_250.0)  # nine minutes old at detection
+    tree.advance_to(H1 + 10 * MIN_MS)
+    for symbol in ("XUSDT", "OLDUSDT", "STALEUSDT"):
+        tree.trade(symbol, H1, 5_100_000.0)
+    assert sorted(tree.spikes()) == ["OLDUSDT", "STALEUSDT", "XUSDT"]
+    assert tree.raw_alerts("XUSDT")[0].oi_change == pytest.approx(0.25)
+    assert tree.raw_alerts("OLDUSDT")[0].oi_change is None
+    assert tree.raw_alerts("STALEUSDT")[0].oi_change is None
     tree.stop()
