@@ -16,6 +16,11 @@ burst costs the actors (and the process's one GIL, which the price path shares) 
 instead of one per stream. A batch is handed over as soon as the socket has nothing more
 waiting, after :data:`KLINE_BATCH_MAX` events or :data:`KLINE_BATCH_HOLD_S` seconds, and
 before any other message, so nothing is delayed behind a flood and the order is kept.
+
+The socket is read ahead (:class:`_ReadAhead`, :data:`READ_AHEAD_BYTES` per system call):
+websocket-client reads each frame with two or three exact-size ``recv`` calls, and every call
+gives the GIL away and waits to take it back; a burst of small kline frames then costs a few
+hundred switches. Read ahead, a burst costs a handful.
 """
 
 from __future__ import annotations
@@ -49,6 +54,36 @@ KLINE_BATCH_MAX = 256
 """The most kline events handed over in one ``KlineUpdates``."""
 KLINE_BATCH_HOLD_S = 0.02
 """The longest the first event of a batch waits for the socket to run dry."""
+READ_AHEAD_BYTES = 65536
+"""The most bytes one ``recv`` system call asks for."""
+
+
+class _ReadAhead:
+    """websocket-client's frame reader's ``recv``, served from big reads of the socket.
+
+    The reader asks for exact sizes and loops over short answers, so handing it at most what
+    it asked for, from a buffer filled ``size`` bytes at a time, is transparent to it.
+    """
+
+    __slots__ = ("_buf", "_pos", "_raw", "_size")
+
+    def __init__(self, raw: Callable[[int], bytes], size: int) -> None:
+        self._raw, self._size = raw, size
+        self._buf = memoryview(b"")
+        self._pos = 0
+
+    def __call__(self, bufsize: int) -> bytes:
+        if self._pos >= len(self._buf):
+            self._buf = memoryview(self._raw(max(bufsize, self._size)))
+            self._pos = 0
+        start = self._pos
+        self._pos = min(start + bufsize, len(self._buf))
+        return self._buf[start : self._pos].tobytes()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the socket and not handed out yet."""
+        return len(self._buf) - self._pos
 
 
 class FeedTimeouts:
@@ -194,6 +229,7 @@ class FeedConnection:
             return None, f"handshake refused: HTTP {status}", status in (418, 429)
         except (OSError, websocket.WebSocketException) as exc:
             return None, f"connect failed: {type(exc).__name__}: {exc}", False
+        _read_ahead(ws)
         with self._lock:
             self._ws = ws
             self._reconnect_reason = None
@@ -315,8 +351,19 @@ class FeedConnection:
         return f"FeedConnection({self.name!r}, id={self.connection_id}, url={self.url!r})"
 
 
+def _read_ahead(ws: websocket.WebSocket) -> None:
+    """Serve ``ws``'s frame reader from big socket reads (a no-op if its internals differ)."""
+    reader = getattr(ws, "frame_buffer", None)
+    raw = getattr(reader, "recv", None)
+    if raw is not None and not isinstance(raw, _ReadAhead):
+        reader.recv = _ReadAhead(raw, READ_AHEAD_BYTES)  # type: ignore[union-attr]
+
+
 def _more_waiting(ws: websocket.WebSocket) -> bool:
-    """Whether another frame's bytes are already here (decrypted TLS data counts)."""
+    """Whether another frame's bytes are already here (read ahead or on the socket)."""
+    ahead = getattr(getattr(ws, "frame_buffer", None), "recv", None)
+    if isinstance(ahead, _ReadAhead) and ahead.buffered > 0:
+        return True
     sock = ws.sock
     if sock is None:
         return False

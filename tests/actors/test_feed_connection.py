@@ -12,7 +12,7 @@ import orjson
 import pytest
 from websockets.sync.server import serve
 
-from actors._feed_connection import FeedConnection, FeedTimeouts
+from actors._feed_connection import FeedConnection, FeedTimeouts, _ReadAhead
 from messages import KlineUpdate, KlineUpdates, MarkPrices
 from messages.feed import FeedConnected, FeedData, FeedDisconnected
 from supervisors.backoff import BackoffPolicy
@@ -312,3 +312,30 @@ def test_a_burst_of_kline_frames_is_handed_over_as_one_batch_in_order(server):
         assert last.message.kline.symbol == "LASTUSDT"
     finally:
         assert conn.stop()
+
+
+def test_the_read_ahead_serves_exact_sizes_from_few_big_reads():
+    wire = bytes(range(256)) * 1000  # 256,000 bytes arriving in chunks of at most 70,000
+    calls = []
+
+    def raw(bufsize):
+        start = sum(calls)
+        chunk = wire[start : start + min(bufsize, 70_000)]
+        calls.append(len(chunk))
+        return chunk
+
+    got: list[bytes] = []
+    ahead = _ReadAhead(raw, 65536)
+    sizes = [2, 1, 125, 7, 16384, 3, 40_000, 100_000]
+    sizes.append(len(wire) - sum(sizes))
+    for size in sizes:
+        piece = b""
+        for _ in range(100):  # the way websocket-client loops over short answers
+            if len(piece) == size:
+                break
+            piece += ahead(size - len(piece))
+        got.append(piece)
+    assert b"".join(got) == wire
+    assert [len(p) for p in got] == sizes
+    assert ahead.buffered == 0
+    assert len(calls) <= 5  # 256,000 bytes in reads of 64 KiB, not one read per request
