@@ -60,7 +60,9 @@ thousands of requests/s) eats most of a 2-core machine and the daemon's GIL, and
 delay to the figure; 1 ms is fine against a 5 ms target."""
 
 
-def _measure(env: Env, sim: Host, port: int, duration_s: float, tail_s: float) -> dict[str, Any]:
+def _measure(
+    env: Env, sim: Host, port: int, duration_s: float, *, tail_s: float, daemon: Host | None = None
+) -> dict[str, Any]:
     count0, _ = sim.call("mark_state")
     written0, _ = sim.call("written", 1 << 62)
     start_at = time.monotonic() + 0.2
@@ -86,6 +88,9 @@ def _measure(env: Env, sim: Host, port: int, duration_s: float, tail_s: float) -
     written: dict[int, float] = {}
     for event, at in sim.call("written", written0)[1]:
         written.setdefault(event, at)
+    applied = [] if daemon is None else daemon.call("board_log", start_at - 1.0)
+    applied_e = [e if e is not None else -1 for _, e in applied]
+    on_board: list[float] = []
     seen = polled["seen"]
     seen_e = [s[0] for s in seen]
     lo, hi = start_at + 0.05, start_at + duration_s - tail_s
@@ -110,6 +115,9 @@ def _measure(env: Env, sim: Host, port: int, duration_s: float, tail_s: float) -
         if event in written:
             from_write.append(t_seen - written[event])
             queueing.append(written[event] - pushed)
+            at_board = bisect.bisect_left(applied_e, event)
+            if at_board < len(applied):
+                on_board.append(applied[at_board][0] - written[event])
         from_e.append(wall_seen - event / 1000.0)
         if event in probe:
             send_delay.append(probe[event] - pushed)
@@ -117,6 +125,7 @@ def _measure(env: Env, sim: Host, port: int, duration_s: float, tail_s: float) -
     return {
         "from_socket_write_ms": summary(from_write, scale=1e3),
         "sim_queueing_ms": summary(queueing, scale=1e3),
+        "write_to_board_ms": summary(on_board, scale=1e3),
         "not_written": considered - never - len(from_write),
         "from_wire_ms": summary(from_wire, scale=1e3),
         "from_sim_handoff_ms": summary(from_push, scale=1e3),
@@ -159,7 +168,7 @@ def run(env: Env) -> dict[str, Any]:
     if error:
         env.errors.append(f"baseline stand-in: {error.strip()}")
     daemon = env.host("daemon")
-    ours = _measure(env, sim, daemon.info["port"], p.t2r_ours_s, tail_s=0.5)
+    ours = _measure(env, sim, daemon.info["port"], p.t2r_ours_s, tail_s=0.5, daemon=daemon)
 
     o, b = ours["from_socket_write_ms"], base["from_socket_write_ms"]
     p99 = o["p99"]
@@ -186,6 +195,7 @@ def run(env: Env) -> dict[str, Any]:
             "p50 405 / p99 990 ms",
         ],
         [f"  baseline: state file + 1 s reload (n={b['n']})", mmm(b), "", "", "", ""],
+        ["  of which socket write -> on the board", mmm(ours["write_to_board_ms"]), "", "", "", ""],
         ["  ours from the simulator's hand-off", mmm(ours["from_sim_handoff_ms"]), "", "", "", ""],
         ["  simulator queueing (hand-off -> write)", mmm(ours["sim_queueing_ms"]), "", "", "", ""],
         ["  ours from the probe's arrival (estimate)", mmm(ours["from_wire_ms"]), "", "", "", ""],
