@@ -35,7 +35,7 @@ from actors._feed_connection import FeedConnection, FeedTimeouts
 from actors._feed_logic import StallWatch, stream_url
 from actors._status import FeedStatus
 from messages.control import Tick
-from messages.feed import FeedConnected, FeedData, FeedDisconnected, SetStreams
+from messages.feed import FeedConnected, FeedData, FeedDisconnected, SetStreams, StreamsWanted
 from messages.market import KlineUpdate, KlineUpdates, MarkPrices, Tickers
 from supervisors.actor import SupervisedActor
 
@@ -79,6 +79,7 @@ class FeedActor(SupervisedActor):
         watch_period_s: how often stalls and rotation are checked.
         backoff: reconnect delays of the connection thread.
         timeouts: connect/ping timing of the connection thread.
+        planner: who plans this feed's streams (told ``StreamsWanted`` when it starts idle).
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only settings
@@ -95,8 +96,10 @@ class FeedActor(SupervisedActor):
         watch_period_s: float = 1.0,
         backoff: BackoffPolicy | None = None,
         timeouts: FeedTimeouts | None = None,
+        planner: str | None = None,
     ) -> None:
         super().__init__(context=context)
+        self._planner = planner
         self._base_url = base_url
         self._streams = tuple(streams)
         self._url = stream_url(base_url, streams) if streams else None
@@ -128,6 +131,8 @@ class FeedActor(SupervisedActor):
             self._log.info("feed started: {} stream(s) at {}", len(self._streams), self._url[:200])
         else:
             self._log.info("feed started idle (no streams yet)")
+            if self._planner is not None:  # a restarted shard: ask instead of waiting
+                self.registry.tell(self._planner, StreamsWanted(feed=self.name))
         if self.timers is not None:
             self.start_timer("feed-watch", period_s=self._watch_period_s)
         self._publish()

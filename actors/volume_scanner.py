@@ -23,7 +23,8 @@ A thin shell around :class:`~actors._volume_rule.SpikeDetector`:
   board (the OI at the alert hour's open vs now, both samples within a few minutes of those
   instants, else omitted — never a days-old baseline, WEAK-11); then told to the poster.
 
-Accepts: ``KlineUpdate``, ``KlineUpdates``, ``TradingSymbols``, ``RestResponse``, ``Tick``.
+Accepts: ``KlineUpdate``, ``KlineUpdates``, ``TradingSymbols``, ``RestResponse``, ``Tick``,
+``StreamsWanted`` (a shard that restarted asks for its streams; answered at once).
 Emits: ``VolumeAlert`` to ``poster``; ``SetStreams`` to each kline shard; ``RestRequest`` to the
 gateway; ``PutState`` to the store.
 """
@@ -38,7 +39,7 @@ from messages.binance_rest import kline_rows, trading_usdt_perpetuals
 from messages.control import Tick
 from messages.delivery import GetState, PutState
 from messages.errors import FrameError
-from messages.feed import SetStreams
+from messages.feed import SetStreams, StreamsWanted
 from messages.market import KlineUpdate, KlineUpdates, TradingSymbols
 from messages.rest import RestResponse, rest_request
 from supervisors.actor import SupervisedActor
@@ -180,6 +181,8 @@ class VolumeScannerActor(SupervisedActor):
                 self._send(self._detector.on_hour(self._now_ms(), self._enrich))
             case TradingSymbols():
                 self._handle_universe(message)
+            case StreamsWanted(feed=feed):
+                self._tell_shard(feed)
             case RestResponse():
                 self._handle_rest(message)
             case Tick(timer="backfill"):
@@ -293,13 +296,19 @@ class VolumeScannerActor(SupervisedActor):
         """Tell every shard the streams it should carry.
 
         Level-triggered: a shard that started after the plan, or restarted empty, catches up at
-        the next tick; shards ignore a set they already carry.
+        the next tick (or at once, when it asks with ``StreamsWanted``); shards ignore a set
+        they already carry.
         """
-        if not self._plan:
+        for name in self._shards:
+            self._tell_shard(name)
+
+    def _tell_shard(self, name: str) -> None:
+        """Tell one shard its part of the plan (nothing before there is a plan)."""
+        if not self._plan or name not in self._shards:
             return
-        for index, name in enumerate(self._shards):
-            streams = self._plan[index] if index < len(self._plan) else ()
-            self.registry.tell(name, SetStreams(streams=streams))
+        index = self._shards.index(name)
+        streams = self._plan[index] if index < len(self._plan) else ()
+        self.registry.tell(name, SetStreams(streams=streams))
 
     def _save_state(self) -> None:
         """Persist dedup and owed updates whenever they changed (before alerts leave)."""

@@ -6,7 +6,7 @@ from messages._base import Message, message
 from messages.market import KlineUpdate, KlineUpdates, MarkPrices, StreamReply, Tickers
 from messages.types import TimestampMs
 
-__all__ = ["FeedConnected", "FeedData", "FeedDisconnected", "SetStreams"]
+__all__ = ["FeedConnected", "FeedData", "FeedDisconnected", "SetStreams", "StreamsWanted"]
 
 
 @message
@@ -61,3 +61,15 @@ class SetStreams(Message):
 
     streams: tuple[str, ...]
     """Stream names (``btcusdt@kline_1h`` …); at most what one connection may carry."""
+
+
+@message
+class StreamsWanted(Message):
+    """A feed that starts without streams asks its planner for them.
+
+    The scanner plans the kline shards; a restarted shard asks, so it carries its streams again
+    at once instead of at the planner's next periodic re-tell.
+    """
+
+    feed: str
+    """The asking feed's registry name; the answer is a ``SetStreams`` told to it."""

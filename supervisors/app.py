@@ -198,6 +198,7 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
                     # a shard of quiet symbols may see no trade for a while
                     "stall_after_s": max(60.0, stall),
                     "rotate_after_s": config.feed_rotate_after_s,
+                    "planner": "volume-scanner",
                 },
                 progress_deadline_s=max(120.0, 4 * stall),
             )

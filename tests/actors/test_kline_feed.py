@@ -11,7 +11,7 @@ from actors._feed_connection import FeedTimeouts
 from actors._status import StatusBoard
 from actors.feed import FeedActor
 from messages import KlineUpdate
-from messages.feed import SetStreams
+from messages.feed import SetStreams, StreamsWanted
 from simulator import Simulator, SimulatorConfig
 from supervisors.actor import SupervisedActor
 from supervisors.backoff import BackoffPolicy
@@ -115,3 +115,48 @@ def test_an_empty_stream_set_makes_a_shard_idle_again(shard):
         pause.wait(0.05)
     assert status.status("feed-klines-0").streams == 0
     assert status.status("feed-klines-0").connected is False
+
+
+class Planner(SupervisedActor):
+    """Answers ``StreamsWanted`` the way the volume scanner does."""
+
+    def __init__(self, *, context=None, asked: list[str]) -> None:
+        super().__init__(context=context)
+        self._asked = asked
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case StreamsWanted(feed=feed):
+                self._asked.append(feed)
+                self.registry.tell(feed, SetStreams(streams=("btcusdt@kline_1h",)))
+            case _:
+                return super().on_receive(message)
+        return None
+
+
+def test_a_shard_that_starts_idle_asks_its_planner_and_carries_the_answer(sim):
+    """A restarted shard starts empty: it asks at once instead of waiting for a re-plan."""
+    seen: dict[str, threading.Event] = {"BTCUSDT": threading.Event()}
+    asked: list[str] = []
+    children = [
+        ChildSpec(name="collector", actor_class=Collector, kwargs={"seen": seen}),
+        ChildSpec(name="planner", actor_class=Planner, kwargs={"asked": asked}),
+        ChildSpec(
+            name="feed-klines-0",
+            actor_class=FeedActor,
+            kwargs={
+                "base_url": sim.ws_url + "/market",
+                "streams": (),
+                "routes": {"KlineUpdate": ("collector",), "KlineUpdates": ("collector",)},
+                "status": StatusBoard(),
+                "planner": "planner",
+                "backoff": BackoffPolicy(initial_s=0.05, max_s=0.2, jitter=0.0),
+            },
+        ),
+    ]
+    handle = start_tree(Supervisor.spec("root", children=children, health_log_interval_s=None))
+    try:
+        assert seen["BTCUSDT"].wait(10)
+        assert asked == ["feed-klines-0"]
+    finally:
+        assert handle.shutdown("test over", timeout=20) == 0

@@ -30,7 +30,7 @@ from actors.store import StoreActor
 from actors.volume_scanner import VolumeScannerActor
 from messages._base import Message
 from messages.control import Ping
-from messages.feed import SetStreams
+from messages.feed import SetStreams, StreamsWanted
 from messages.market import Kline, KlineUpdate, KlineUpdates, TradingSymbols
 from messages.rest import RestRequest, RestResponse
 from messages.types import Symbol, TimestampMs
@@ -767,4 +767,20 @@ def test_oi_change_comes_from_our_own_history_and_only_from_recent_samples(make_
     assert tree.raw_alerts("XUSDT")[0].oi_change == pytest.approx(0.25)
     assert tree.raw_alerts("OLDUSDT")[0].oi_change is None
     assert tree.raw_alerts("STALEUSDT")[0].oi_change is None
+    tree.stop()
+
+
+def test_a_shard_that_asks_for_its_streams_gets_its_part_of_the_plan_at_once(make_tree):
+    tree = make_tree(
+        dict.fromkeys(("AAAUSDT", "BBBUSDT", "CCCUSDT"), 1_500_000.0), per_connection=2
+    )
+    ready(tree, "AAAUSDT", "BBBUSDT", "CCCUSDT")
+    before = len(tree.journal.told(SHARDS[1]))
+    tree.tell(StreamsWanted(feed=SHARDS[1]))  # no clock advance: not the periodic re-tell
+    tree.sync()
+    told = tree.journal.told(SHARDS[1])
+    assert len(told) == before + 1
+    assert told[-1] == SetStreams(streams=("cccusdt@kline_1h",))
+    tree.tell(StreamsWanted(feed="feed-klines-9"))  # not a shard of this scanner: ignored
+    tree.sync()
     tree.stop()
