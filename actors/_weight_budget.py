@@ -19,9 +19,29 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["Decision", "WeightBudget", "oi_poll_interval"]
+__all__ = ["HEADER_GUARD_MS", "Decision", "WeightBudget", "header_counts", "oi_poll_interval"]
 
 MINUTE_MS = 60_000
+HEADER_GUARD_MS = 1_000
+"""A used-weight header is trusted only for requests sent at least this long after the start
+of the minute they were sent in (our estimate of server time), see :func:`header_counts`."""
+
+
+def header_counts(sent_ms: int, answered_ms: int) -> bool:
+    """Whether an answer's ``X-MBX-USED-WEIGHT-1m`` counts the window we are in now.
+
+    The exchange counts weight per calendar minute of *its* clock; ours is an estimate a few ms
+    off. A request sent just after our minute rolled may still land in the exchange's previous
+    minute, and its header then carries that minute's total: applied to the new window it would
+    claim, say, 1,755 of 2,000 already used, and every caller would wait for the next minute
+    (seen in the benchmark as a 50 s stall of the OI poller). So a header counts only when the
+    request was sent and answered in the same minute and sent at least
+    :data:`HEADER_GUARD_MS` after it began; a header that lands late in a minute can only show
+    a *smaller* count (the exchange's next minute), which never lowers ours.
+    """
+    return (
+        sent_ms // MINUTE_MS == answered_ms // MINUTE_MS and sent_ms % MINUTE_MS >= HEADER_GUARD_MS
+    )
 
 
 @dataclass(frozen=True, slots=True)

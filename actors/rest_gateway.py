@@ -52,7 +52,7 @@ from actors._rest_client import (
     pause_until_ms,
     request_weight_limit,
 )
-from actors._weight_budget import MINUTE_MS, WeightBudget
+from actors._weight_budget import MINUTE_MS, WeightBudget, header_counts
 from messages.control import Tick
 from messages.rest import (
     GetRestGatewayStatus,
@@ -296,9 +296,7 @@ class RestGatewayActor(SupervisedActor):
         if pending is None:
             return
         pending.last, status, now_ms = result, result.status, self._offset.now_ms()
-        if result.used_weight is not None and (
-            pending.sent_server_ms // MINUTE_MS == now_ms // MINUTE_MS
-        ):
+        if result.used_weight is not None and header_counts(pending.sent_server_ms, now_ms):
             self._budget.observe_used_weight(result.used_weight, now_ms)
         code_msg = error_body(result.body)
         text = code_msg[1] if code_msg else (result.detail or f"HTTP {status}")

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from actors._weight_budget import Decision, WeightBudget, oi_poll_interval
+from actors._weight_budget import (
+    HEADER_GUARD_MS,
+    MINUTE_MS,
+    Decision,
+    WeightBudget,
+    header_counts,
+    oi_poll_interval,
+)
 
 T0 = 1_773_900_000_000  # a whole minute
 
@@ -81,3 +88,34 @@ def test_the_limit_from_exchange_info_caps_the_target():
 )
 def test_the_poll_interval_follows_the_formula_and_its_clamp(symbols, rate, expected):
     assert oi_poll_interval(symbols, rate, 5.0, 20.0) == pytest.approx(expected)
+
+
+M = 29_925_000 * MINUTE_MS  # the start of some minute
+
+
+@pytest.mark.parametrize(
+    ("sent", "answered", "counts"),
+    [
+        (M + 5_000, M + 5_040, True),  # the common case
+        (M + HEADER_GUARD_MS, M + HEADER_GUARD_MS + 30, True),
+        (M + 3, M + 40, False),  # may have landed in the exchange's previous minute
+        (M + HEADER_GUARD_MS - 1, M + HEADER_GUARD_MS + 30, False),
+        (M - 20, M + 15, False),  # sent in one minute, answered in the next
+        (M + 59_990, M + 60_010, False),
+    ],
+)
+def test_a_used_weight_header_counts_only_well_inside_one_minute(sent, answered, counts):
+    assert header_counts(sent, answered) is counts
+
+
+def test_a_stale_header_from_the_previous_minute_cannot_stall_the_new_one():
+    """The incident: 1,755 used in minute M; a request sent 3 ms into M+1 (our clock) is
+    counted by the exchange in M and answers 1,755. Applied, it would leave 245 for M+1."""
+    budget = WeightBudget(limit=2400, target=2000)
+    for _ in range(1755):
+        assert budget.acquire(1, M + 10_000, "oi").granted
+    sent = M + MINUTE_MS + 3
+    assert budget.acquire(1, sent, "oi").granted
+    if header_counts(sent, sent + 30):
+        budget.observe_used_weight(1755, sent + 30)
+    assert budget.headroom(sent + 30) == 2000 - 1
