@@ -22,8 +22,9 @@ first evaluation) through the benchmarks before this one (so under their load to
 - the snapshot, from the poller's counters: snapshots completed, the last one's completeness
   (samples posted / TRADING symbols covered, failures omitted), its lateness (slot to post,
   which must stay below the 300 s period) and how many symbols it reused and polled. The full
-  mode waits (at most ``SNAPSHOT_WAIT_S``) for one to complete when none has yet; the shorter
-  modes report what the daemon did in their window.
+  mode waits (at most ``SNAPSHOT_WAIT_S``) for one to complete when none has yet; if the sweep
+  is still running then, it is judged from the request log on its pace (polls so far against
+  an even spread over 270 s, none failed). The shorter modes report what the daemon did.
 
 The target is stated for 340 symbols (the real liquid universe); the simulator's universe gives
 its own count, reported as ``symbols``.
@@ -32,6 +33,7 @@ its own count, reported as ``symbols``.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -61,9 +63,12 @@ ANCHOR = {"text": "30 s (ops docs)", "s": 30}
 MAX_INTERVAL_S = 10.5
 MAX_WEIGHT_PER_MIN = 2000
 SNAPSHOT_PERIOD_S = 300.0
-SNAPSHOT_WAIT_S = 330.0
-"""Full mode: how long to wait for a first completed snapshot (one period plus its sweep's
-deadline margin, at most)."""
+SNAPSHOT_WAIT_S = 180.0
+"""Full mode: how long to wait for a first completed snapshot. A sweep ends ~270 s after its
+slot, and the first slot comes up to 300 s after the daemon's start, so waiting for certain
+would break ``make bench``'s 10 minutes; a sweep still running then is judged on its pace."""
+SNAPSHOT_SWEEP_S = 270.0
+"""The poller spreads a snapshot's polls over this much of the period."""
 REALTIME_MAX_GAP_S = 60.0
 """A symbol whose median gap between two requests is at most this is polled in realtime."""
 _OI_PATH = "/fapi/v1/openInterest"
@@ -185,6 +190,9 @@ def run(env: Env) -> dict[str, Any]:
     peak_used = max((r[5] for r in window), default=0)
     value = iv["max"]
     last = snapshot.get("last")
+    snapshot["in_progress"] = progress = _sweep_progress(
+        window, snapshot_only, last_ms, snapshot["trading_symbols"] - len(times)
+    )
     snapshot_ok = last is None or (
         last["failed"] == 0
         and last["samples"] == last["symbols"]
@@ -197,7 +205,7 @@ def run(env: Env) -> dict[str, Any]:
         and weight_per_min <= MAX_WEIGHT_PER_MIN
         and throttled == 0
         and snapshot_ok
-        and (last is not None or p.name != "full")
+        and (last is not None or p.name != "full" or progress["on_pace"])
     )
     rows_out = [
         [
@@ -263,8 +271,9 @@ def run(env: Env) -> dict[str, Any]:
                 f"{snapshot['trading_symbols']} TRADING symbols (~540 on Binance); "
                 f"{len(snapshot_only)} symbols were polled only for it in the window"
                 if snapshot["completed"]
-                else "snapshot: none completed in this mode's window (they run at :00/:05 …; "
-                "the full mode waits for one)"
+                else "snapshot: none completed in this mode's window (they run at :00/:05 … "
+                f"and take ~{SNAPSHOT_SWEEP_S:g} s; the full mode waits up to "
+                f"{SNAPSHOT_WAIT_S:g} s, then judges the running sweep on its pace)"
             ),
         ],
     )
@@ -289,10 +298,41 @@ def _split_realtime(
     return realtime, snapshot_only
 
 
+def _sweep_progress(
+    window: list[tuple[int, str, str | None, int, int, int]],
+    snapshot_only: dict[str, list[int]],
+    now_ms: int,
+    planned: int,
+) -> dict[str, Any]:
+    """The current slot's sweep from the request log: polls so far against its even pace."""
+    slot_ms = now_ms - now_ms % int(SNAPSHOT_PERIOD_S * 1000)
+    rows = [r for r in window if r[0] >= slot_ms and r[1] == _OI_PATH and r[2] in snapshot_only]
+    elapsed_s = (now_ms - slot_ms) / 1000
+    expected = max(0, planned) * min(1.0, elapsed_s / SNAPSHOT_SWEEP_S)
+    polled = len({r[2] for r in rows})
+    failed = sum(1 for r in rows if r[3] != 200)
+    return {
+        "slot_ms": slot_ms,
+        "elapsed_s": rounded(elapsed_s),
+        "planned_polls": planned,
+        "polled": polled,
+        "expected_by_now": rounded(expected),
+        "failed": failed,
+        # one spacing of slack: the next poll may be due this very moment, or in flight
+        "on_pace": planned > 0 and failed == 0 and polled >= math.floor(expected) - 2,
+    }
+
+
 def _snapshot_row(snapshot: dict[str, Any]) -> list[str]:
     last = snapshot.get("last")
     if last is None:
-        return ["  5-min snapshot", "none completed yet", "complete, < 300 s", "", "", ""]
+        progress = snapshot.get("in_progress") or {}
+        text = (
+            f"sweep in progress: {progress.get('polled')} of {progress.get('planned_polls')} "
+            f"polled after {fmt(progress.get('elapsed_s'))} s (pace: "
+            f"{fmt(progress.get('expected_by_now'))}), {progress.get('failed')} failed"
+        )
+        return ["  5-min snapshot (none completed yet)", text, "complete, < 300 s", "", "", ""]
     return [
         f"  5-min snapshot ({snapshot['completed']} done): samples / symbols; lateness",
         (
