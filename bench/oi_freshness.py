@@ -13,9 +13,10 @@ first evaluation) through the benchmarks before this one (so under their load to
 - re-sample interval (the age a sample reaches before the next one): for every symbol polled
   in realtime, the time between two consecutive requests for it; p50 / p99 / max over all of
   them, and each symbol's worst, after the first ``WARM_UP_S`` (the start-up, when the
-  scanner's backfill of every symbol shares the budget, is reported on its own). Realtime symbols are told from snapshot-only ones by their
-  request rate (a liquid symbol is asked every ~10 s, a non-liquid one once per snapshot, at
-  least 270 s apart), so the snapshot's polls do not pass for stale realtime samples;
+  scanner's backfill of every symbol shares the budget, is reported on its own). Realtime
+  symbols are told from snapshot-only ones by their request rate (a liquid symbol is asked
+  every ~10 s, a non-liquid one once per snapshot, at least 270 s apart), so the snapshot's
+  polls do not pass for stale realtime samples;
 - weight: the mean weight per minute over the window (all REST users: realtime polls, the
   snapshot's sweep, the scanner's backfill …) and the highest ``X-MBX-USED-WEIGHT-1m`` the
   simulator reported (its calendar-minute counter);
