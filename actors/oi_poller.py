@@ -475,20 +475,11 @@ class OpenInterestPollerActor(SupervisedActor):
             return
         symbol = response.request_id.removeprefix(REALTIME_PREFIX)
         self._in_flight.pop(symbol, None)
-        if not response.ok or response.body is None:
-            self._counts["oi_errors_total"] += 1
-            self._counts[f"oi_errors_{response.error_type or 'unknown'}_total"] += 1
+        sample, _ = self._read_sample(response, symbol, "oi")
+        if sample is None:
             if response.error_code == INVALID_SYMBOL:
                 self._drop(symbol, response.error_message)
             return
-        try:
-            raw = open_interest_sample(response.body)
-        except FrameError as exc:
-            self._counts["oi_errors_total"] += 1
-            self._counts["oi_errors_unreadable_total"] += 1
-            self._log.warning("openInterest {} unreadable: {}", symbol, exc)
-            return
-        sample = self._enrich(raw)
         evaluation = self._rule.add_sample(sample)
         self.report_progress()
         if not evaluation.accepted:
@@ -693,33 +684,36 @@ class OpenInterestPollerActor(SupervisedActor):
             if run.done:
                 self._finish_snapshot()
 
+    def _read_sample(
+        self, response: RestResponse, symbol: str, prefix: str
+    ) -> tuple[OiSample | None, str]:
+        """An answer's enriched sample, or ``None`` and why (counted under ``prefix``)."""
+        if not response.ok or response.body is None:
+            why = response.error_type or "unknown"
+            self._counts[f"{prefix}_errors_total"] += 1
+            self._counts[f"{prefix}_errors_{why}_total"] += 1
+            return None, why
+        try:
+            raw = open_interest_sample(response.body)
+        except FrameError as exc:
+            self._counts[f"{prefix}_errors_total"] += 1
+            self._counts[f"{prefix}_errors_unreadable_total"] += 1
+            self._log.warning("openInterest {} unreadable: {}", symbol, exc)
+            return None, "unreadable"
+        return self._enrich(raw), ""
+
     def _handle_snapshot_response(self, response: RestResponse) -> None:
         symbol = response.request_id.removeprefix(SNAPSHOT_PREFIX)
         run = self._snapshot
-        sample: OiSample | None = None
-        why = ""
-        if not response.ok or response.body is None:
-            why = response.error_type or "unknown"
-            self._counts["oi_snapshot_errors_total"] += 1
-            self._counts[f"oi_snapshot_errors_{why}_total"] += 1
-            if response.error_code == INVALID_SYMBOL:
-                why = "invalid symbol"
-                self._snapshot_invalid.add(symbol)
-                self._log.warning(
-                    "{} is not a valid symbol ({}); left out of OI snapshots",
-                    symbol,
-                    response.error_message,
-                )
-        else:
-            try:
-                raw = open_interest_sample(response.body)
-            except FrameError as exc:
-                why = "unreadable"
-                self._counts["oi_snapshot_errors_total"] += 1
-                self._counts["oi_snapshot_errors_unreadable_total"] += 1
-                self._log.warning("openInterest {} unreadable: {}", symbol, exc)
-            else:
-                sample = self._enrich(raw)
+        sample, why = self._read_sample(response, symbol, "oi_snapshot")
+        if sample is None and response.error_code == INVALID_SYMBOL:
+            why = "invalid symbol"
+            self._snapshot_invalid.add(symbol)
+            self._log.warning(
+                "{} is not a valid symbol ({}); left out of OI snapshots",
+                symbol,
+                response.error_message,
+            )
         if sample is not None and math.isfinite(sample.open_interest):
             # a real reading, even a late one, belongs in the history
             if self._oi_board is not None:
