@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from messages._binance_fast import mark_prices as _fast_mark_prices
+from messages._binance_fast import tickers as _fast_tickers
 from messages.errors import FrameError
 from messages.market import (
     Kline,
@@ -364,6 +366,11 @@ def parse_frame(raw: bytes | str, received_ms: int) -> Parsed:
     Raises:
         FrameError: when the frame is not JSON or has no known shape; ``reason`` says why.
     """
+    fast: MarkPrices | Tickers | None = _fast_mark_prices(raw, received_ms)
+    if fast is None:
+        fast = _fast_tickers(raw, received_ms)
+    if fast is not None:
+        return Parsed(fast)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
