@@ -21,6 +21,11 @@ The socket is read ahead (:class:`_ReadAhead`, :data:`READ_AHEAD_BYTES` per syst
 websocket-client reads each frame with two or three exact-size ``recv`` calls, and every call
 gives the GIL away and waits to take it back; a burst of small kline frames then costs a few
 hundred switches. Read ahead, a burst costs a handful.
+
+With a ``board`` (the market feed), a mark-price frame is also written into the price board
+right here, the moment it is parsed, before the actor is told: the price path then does not
+wait for the feed actor's and the cache actor's threads to be scheduled in turn (the one place
+this thread does more than hand over; see :mod:`actors._price_board`).
 """
 
 from __future__ import annotations
@@ -34,16 +39,18 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 import websocket
+from loguru import logger
 
 from messages.binance import parse_frame
 from messages.errors import FrameError
 from messages.feed import FeedConnected, FeedData, FeedDisconnected
-from messages.market import KlineUpdate, KlineUpdates
+from messages.market import KlineUpdate, KlineUpdates, MarkPrices
 from supervisors.backoff import Backoff, BackoffPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from actors._price_board import PriceBoard
     from supervisors.clock import Clock
 
 __all__ = ["KLINE_BATCH_HOLD_S", "KLINE_BATCH_MAX", "FeedConnection", "FeedTimeouts"]
@@ -117,6 +124,7 @@ class FeedConnection:
         clock: wall and monotonic time.
         backoff: reconnect delays; the count resets after a connection that lived long enough.
         timeouts: connect, ping and pong timing.
+        board: a price board to write mark-price frames into as soon as they are parsed.
     """
 
     def __init__(  # noqa: PLR0913 - the optional ones are keyword-only
@@ -128,8 +136,10 @@ class FeedConnection:
         *,
         backoff: BackoffPolicy | None = None,
         timeouts: FeedTimeouts | None = None,
+        board: PriceBoard | None = None,
     ) -> None:
         self.name = name
+        self._board = board
         self.url = url
         self.connection_id = next(_ids)
         self._deliver_to_owner = deliver
@@ -323,6 +333,8 @@ class FeedConnection:
             self._klines.append(message)
             return
         self._flush_klines()
+        if self._board is not None and message.__class__ is MarkPrices:
+            self._apply_direct(message, received_mono)
         self._deliver(
             FeedData(
                 connection_id=self.connection_id,
@@ -332,6 +344,15 @@ class FeedConnection:
                 detail=errors[0].detail if errors else None,
             )
         )
+
+    def _apply_direct(self, prices: MarkPrices, received_mono: float) -> None:
+        try:
+            self._board.apply(prices, received_mono, direct=True)  # type: ignore[union-attr]
+        except Exception:  # the cache actor applies the frame from the message anyway
+            logger.opt(exception=True).error(
+                "{}: direct write to the price board failed; the cache actor applies the frame",
+                self.name,
+            )
 
     def _flush_klines(self) -> None:
         """Hand the batched kline events over (one ``KlineUpdate`` alone stays as it is)."""

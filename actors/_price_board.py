@@ -1,10 +1,14 @@
 """The price board: the latest mark price, index, funding and times per symbol.
 
-One writer, many readers, no locks:
+Writers take a lock, readers take none:
 
-- the :class:`~actors.price_cache.PriceCacheActor` is the only writer; it replaces a symbol's
-  whole record (an immutable tuple) in one ``dict`` assignment, so a reader sees either the
-  old record or the new one, never a mix;
+- writes come from the :class:`~actors.price_cache.PriceCacheActor` (frames told to it,
+  eviction) and, on the hot path, from the market feed's connection thread, which applies a
+  mark-price frame the moment it is parsed (``direct=True``) and only then tells its actor:
+  the frame no longer waits for two actor threads to be scheduled. The same frame reaches the
+  cache a moment later as a message and is recognised (by identity) and not applied or
+  counted twice. Every write replaces a symbol's whole record (an immutable tuple) in one
+  ``dict`` assignment, so a reader sees either the old record or the new one, never a mix;
 - readers (the HTTP API's thread, the scanner, the poller) only call :meth:`PriceBoard.get`,
   :meth:`PriceBoard.records` and the query helpers, which use single ``dict`` operations that
   are atomic in CPython.
@@ -20,6 +24,7 @@ backlog; the latest value wins.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, NamedTuple
 
 from messages.cache import PriceEntry
@@ -30,6 +35,10 @@ if TYPE_CHECKING:
     from messages.market import MarkPrices
 
 __all__ = ["BoardStats", "PriceBoard", "PriceRecord"]
+
+
+_DIRECT_REMEMBERED = 16
+"""Frames applied directly that are remembered until the cache actor's copy arrives."""
 
 
 class PriceRecord(NamedTuple):
@@ -55,7 +64,7 @@ class BoardStats(NamedTuple):
 
 
 class PriceBoard:
-    """Latest-value-wins table of prices, written by one actor and read by anyone."""
+    """Latest-value-wins table of prices, written under a lock and read by anyone without one."""
 
     def __init__(self) -> None:
         self._records: dict[str, PriceRecord] = {}
@@ -65,15 +74,30 @@ class PriceBoard:
         self._last_apply_mono: float | None = None
         self._last_event_ms: int | None = None
         self._changed = threading.Condition()
+        self._write = threading.Lock()
+        self._direct: deque[MarkPrices] = deque(maxlen=_DIRECT_REMEMBERED)
 
-    # --- writer side (the cache actor's thread only) ----------------------------------------
+    # --- writer side (the cache actor, the market feed's connection thread) -----------------
 
-    def apply(self, prices: MarkPrices, received_mono: float) -> int:
+    def apply(self, prices: MarkPrices, received_mono: float, *, direct: bool = False) -> int:
         """Store every entry of a frame; returns how many records were written.
 
         An entry older (by exchange event time) than what the board holds is skipped, so a
-        reconnect that replays an old frame cannot move a value backwards.
+        reconnect that replays an old frame cannot move a value backwards. ``direct`` marks a
+        frame applied straight from the feed's thread: when the same object comes again (the
+        cache actor's copy of it) it is skipped and not counted again.
         """
+        with self._write:
+            if direct:
+                self._direct.append(prices)
+            elif any(seen is prices for seen in self._direct):
+                return 0
+            written = self._apply(prices, received_mono)
+        with self._changed:
+            self._changed.notify_all()
+        return written
+
+    def _apply(self, prices: MarkPrices, received_mono: float) -> int:
         records = self._records
         get = records.get
         new = tuple.__new__  # skips NamedTuple's Python-level __new__: ~2x cheaper per entry
@@ -101,16 +125,15 @@ class PriceBoard:
         self._updates += written
         self._last_apply_mono = received_mono
         self._last_event_ms = newest or None
-        with self._changed:
-            self._changed.notify_all()
         return written
 
     def evict(self, older_than_mono: float) -> tuple[str, ...]:
         """Drop symbols not updated since ``older_than_mono``; returns them (sorted)."""
-        gone = sorted(s for s, r in self._records.copy().items() if r[6] < older_than_mono)
-        for symbol in gone:
-            self._records.pop(symbol, None)
-        self._evicted += len(gone)
+        with self._write:
+            gone = sorted(s for s, r in self._records.items() if r[6] < older_than_mono)
+            for symbol in gone:
+                del self._records[symbol]
+            self._evicted += len(gone)
         return tuple(gone)
 
     # --- reader side (any thread) -----------------------------------------------------------

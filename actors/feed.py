@@ -42,6 +42,7 @@ from supervisors.actor import SupervisedActor
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from actors._price_board import PriceBoard
     from actors._status import StatusBoard
     from messages._base import Message
     from supervisors.backoff import BackoffPolicy
@@ -80,6 +81,8 @@ class FeedActor(SupervisedActor):
         backoff: reconnect delays of the connection thread.
         timeouts: connect/ping timing of the connection thread.
         planner: who plans this feed's streams (told ``StreamsWanted`` when it starts idle).
+        board: the price board its connections write mark prices into directly (the market
+            feed; the ``MarkPrices`` are still routed, see :mod:`actors._price_board`).
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only settings
@@ -97,9 +100,11 @@ class FeedActor(SupervisedActor):
         backoff: BackoffPolicy | None = None,
         timeouts: FeedTimeouts | None = None,
         planner: str | None = None,
+        board: PriceBoard | None = None,
     ) -> None:
         super().__init__(context=context)
         self._planner = planner
+        self._board = board
         self._base_url = base_url
         self._streams = tuple(streams)
         self._url = stream_url(base_url, streams) if streams else None
@@ -145,6 +150,7 @@ class FeedActor(SupervisedActor):
             self.clock,
             backoff=self._backoff,
             timeouts=self._timeouts,
+            board=self._board,
         ).start()
 
     def _close(self) -> None:

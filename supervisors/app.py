@@ -16,6 +16,7 @@ reverse start order), so no message is sent to an actor that is not there yet:
     ├── feed-klines-N   FeedActor x 4       <sym>@kline_1h, ≤ 200 streams each, planned by
     │                                       the scanner from exchangeInfo
     └── feed-market     FeedActor           !markPrice@arr@1s + !ticker@arr → price-cache
+                                            (mark prices also straight onto the board)
 
 The boards (:class:`~actors._price_board.PriceBoard`, :class:`~actors._status.StatusBoard`,
 :class:`~actors._oi_board.OiBoard`) and the Binance server-time offset are created here, once,
@@ -214,6 +215,8 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
                 "status": boards.status,
                 "stall_after_s": stall,
                 "rotate_after_s": config.feed_rotate_after_s,
+                # mark prices reach the board from the socket's thread (no actor hops)
+                "board": boards.prices,
             },
             # The feed reconnects by itself; a feed that gets no data at all for this long
             # (DNS gone, every handshake refused) is restarted from scratch by its supervisor.

@@ -13,6 +13,7 @@ import pytest
 from websockets.sync.server import serve
 
 from actors._feed_connection import FeedConnection, FeedTimeouts, _ReadAhead
+from actors._price_board import PriceBoard
 from messages import KlineUpdate, KlineUpdates, MarkPrices
 from messages.feed import FeedConnected, FeedData, FeedDisconnected
 from supervisors.backoff import BackoffPolicy
@@ -118,6 +119,39 @@ def test_frames_are_parsed_in_the_connection_thread_and_handed_over(server):
     finally:
         assert conn.stop()
     assert _next(q, FeedDisconnected).retry_in_s is None
+
+
+def test_with_a_board_a_mark_frame_is_on_the_board_before_the_actor_is_told(server):
+    server.script.put(lambda ws: (ws.send(FRAME.decode()), _hold_until_closed(ws)))
+    board = PriceBoard()
+    seen_on_board = []
+
+    def deliver(message):
+        if isinstance(message, FeedData) and isinstance(message.message, MarkPrices):
+            seen_on_board.append(board.get("BTCUSDT"))
+            # the cache actor's copy of the same frame is recognised, not applied twice
+            assert board.apply(message.message, received_mono=0.0) == 0
+        q.put(message)
+
+    q = queue.Queue()
+    conn = FeedConnection(
+        "market",
+        f"ws://127.0.0.1:{server.port}/market/stream?streams=!markPrice@arr@1s",
+        deliver,
+        SystemClock(),
+        backoff=BackoffPolicy(initial_s=0.01, max_s=0.05, jitter=0.0),
+        board=board,
+    ).start()
+    try:
+        data = _next(q, FeedData)
+    finally:
+        assert conn.stop()
+    (record,) = seen_on_board
+    assert record is not None
+    assert (record.mark_price, record.index_price, record.event_time_ms) == (1.5, 1.4, 1)
+    assert record.received_mono == data.received_mono
+    assert board.stats.frames == 1
+    assert board.stats.updates == 1
 
 
 def test_a_server_close_is_reported_and_the_thread_reconnects(server):

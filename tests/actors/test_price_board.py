@@ -81,3 +81,42 @@ def test_readers_never_see_a_torn_record_while_the_writer_runs():
     stop.set()
     reader.join(10)
     assert bad == []
+
+
+def test_a_frame_applied_directly_is_not_applied_or_counted_again_when_its_copy_arrives():
+    board = PriceBoard()
+    direct = _frame(("BTCUSDT", 10, 100.0, 0.001))
+    assert board.apply(direct, received_mono=1.0, direct=True) == 1
+    assert board.apply(direct, received_mono=2.0) == 0  # the cache actor's copy
+    assert board.get("BTCUSDT").received_mono == 1.0
+    assert board.stats.frames == 1
+    # an equal frame that is another object (a replay after a reconnect) is applied as usual
+    assert board.apply(_frame(("BTCUSDT", 10, 100.0, 0.001)), received_mono=3.0) == 1
+    assert board.stats.frames == 2
+
+
+def test_eviction_and_direct_writes_from_two_threads_keep_the_board_consistent():
+    board = PriceBoard()
+    symbols = [f"S{n}USDT" for n in range(200)]
+    done = threading.Event()
+
+    def writer():
+        for event in range(1, 301):
+            board.apply(
+                _frame(*((s, event, 1.0 + event, None) for s in symbols)), event, direct=True
+            )
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    evicted = 0
+    for _ in range(10_000):
+        evicted += len(board.evict(older_than_mono=board.stats.last_apply_mono or 0.0))
+        if done.is_set():
+            break
+    thread.join(10)
+    assert not thread.is_alive()
+    board.apply(_frame(*((s, 301, 9.0, None) for s in symbols)), 301.0)
+    assert len(board) == len(symbols)
+    assert all(board.get(s).event_time_ms == 301 for s in symbols)
+    assert board.stats.evicted == evicted
