@@ -25,6 +25,7 @@ from typing import Any
 from loguru import logger
 
 from bench import BENCHMARKS, RUN_ORDER
+from bench._cpu import cpu_layout
 from bench._env import Env
 from bench._profile import PROFILES
 from bench._report import error, machine_info, print_table, to_json_ready
@@ -49,6 +50,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only these benchmarks ({', '.join(names)})",
     )
     parser.add_argument("--json-out", type=Path, help="also write the JSON report here")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="run the daemon, the simulator and the clients on every CPU (default: the daemon "
+        "on its own CPU(s), the load side on the others; see bench/_cpu.py)",
+    )
     parser.add_argument("--log-file", type=Path, help="where log lines go (default: scratch dir)")
     return parser.parse_args(argv)
 
@@ -79,9 +86,15 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, top t
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     machine = machine_info()
+    layout = cpu_layout(enabled=not args.no_pin)
+    machine["cpu_layout"] = {
+        "system_under_test": layout.system_under_test,
+        "load": layout.load,
+        "pinned": layout.load is not None,
+    }
     results: dict[str, Any] = {}
     harness_errors: list[str] = []
-    env = Env(profile, log_path=str(log_path), work_dir=scratch.name)
+    env = Env(profile, log_path=str(log_path), work_dir=scratch.name, layout=layout)
     _progress(f"volspike bench: mode={profile.name}, {len(selected)} benchmark(s), log {log_path}")
     try:
         for index, bench in enumerate(selected):

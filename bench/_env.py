@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from bench._cpu import CpuLayout
 from bench._host import Host
 from bench._load import make_pool
 
@@ -58,8 +59,16 @@ class Env:
         work_dir: a scratch directory (state files of the baseline).
     """
 
-    def __init__(self, profile: Profile, *, log_path: str, work_dir: str) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        log_path: str,
+        work_dir: str,
+        layout: CpuLayout | None = None,
+    ) -> None:
         self.profile = profile
+        self.layout = layout or CpuLayout(None, None)
         self.log_path = log_path
         self.work_dir = work_dir
         self._pool: ProcessPoolExecutor | None = None
@@ -75,7 +84,7 @@ class Env:
     def pool(self) -> ProcessPoolExecutor:
         """The client worker pool (two processes: a poller and a probe, or two load clients)."""
         if self._pool is None:
-            self._pool = make_pool(2)
+            self._pool = make_pool(2, self.layout.load)
         return self._pool
 
     def prepare(self, needs: set[str] | frozenset[str]) -> None:
@@ -99,6 +108,7 @@ class Env:
             host = Host(
                 "bench._sim:SimHost",
                 log_path=self.log_path,
+                cpus=self.layout.load,
                 symbols=p.symbols,
                 mark_period_s=p.mark_period_s,
                 ticker_period_s=p.ticker_period_s,
@@ -120,6 +130,7 @@ class Env:
         host = Host(
             "bench._daemon:DaemonHost",
             log_path=self.log_path,
+            cpus=self.layout.system_under_test,
             ws_base_url=sim.info["ws_url"] + "/market",
             rest_url=sim.info["rest_url"],
             port=free_port(),

@@ -25,6 +25,7 @@ from typing import Any
 
 from loguru import logger
 
+from bench._cpu import pin
 from supervisors.logs import setup_logging
 
 __all__ = ["MAX_LIFETIME_S", "Host", "HostError", "spawn_context"]
@@ -50,8 +51,15 @@ def _setup_child_logging(log_path: str | None) -> None:
     setup_logging(level="WARNING", stream=stream)
 
 
-def _serve(conn: Any, target: str, kwargs: dict[str, Any], log_path: str | None) -> None:
+def _serve(
+    conn: Any,
+    target: str,
+    kwargs: dict[str, Any],
+    log_path: str | None,
+    cpus: tuple[int, ...] | None = None,
+) -> None:
     """The child's main loop: build the host, then answer calls until told to stop."""
+    pin(cpus)  # before any thread of the host exists: they all follow
     _setup_child_logging(log_path)
     module_name, _, class_name = target.partition(":")
     try:
@@ -98,6 +106,7 @@ class Host:
         target: ``"module:Class"`` built in the child with ``kwargs``.
         log_path: where the child's WARNING+ log lines go (``None``: nowhere).
         start_timeout_s: how long the child may take to build its object.
+        cpus: the CPUs the child runs on (``None``: any; see :mod:`bench._cpu`).
     """
 
     def __init__(
@@ -106,14 +115,16 @@ class Host:
         *,
         log_path: str | None = None,
         start_timeout_s: float = 60.0,
+        cpus: tuple[int, ...] | None = None,
         **kwargs: Any,
     ) -> None:
         self.target = target
+        self.cpus = cpus
         ctx = spawn_context()
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_serve,
-            args=(child, target, kwargs, log_path),
+            args=(child, target, kwargs, log_path, cpus),
             name=f"bench-{target.rsplit(':', 1)[-1]}",
             daemon=True,
         )

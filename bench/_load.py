@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import requests
 
+from bench._cpu import pin
 from bench._host import spawn_context
 from bench._sim import event_time_of
 
@@ -46,9 +47,11 @@ def noop() -> int:
     return 0
 
 
-def make_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` spawned processes, already started."""
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=spawn_context())
+def make_pool(workers: int, cpus: tuple[int, ...] | None = None) -> ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes on ``cpus`` (any when ``None``), started."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=spawn_context(), initializer=pin, initargs=(cpus,)
+    )
     for future in [pool.submit(noop) for _ in range(workers)]:
         future.result(timeout=60)
     return pool

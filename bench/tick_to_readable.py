@@ -154,6 +154,7 @@ def run(env: Env) -> dict[str, Any]:
     original = Host(
         "bench._baseline_original:OriginalStandIn",
         log_path=env.log_path,
+        cpus=env.layout.system_under_test,  # the same CPU as our daemon
         ws_url=stream_url(sim.info["ws_url"] + "/market", MARKET_STREAMS),
         state_dir=str(state_dir),
     )
