@@ -89,8 +89,21 @@ class WeightBudget:
             self.window_start_ms = start
             self.used = 0
 
-    def acquire(self, weight: int, now_ms: int, caller: str = "unknown") -> Decision:
-        """Ask to spend ``weight`` now; counts it when granted."""
+    @property
+    def reserve_ceiling(self) -> int:
+        """How far a control-plane request may go: halfway from the target to the limit."""
+        return self.target + (self.limit - self.target) // 2
+
+    def acquire(
+        self, weight: int, now_ms: int, caller: str = "unknown", *, reserve: bool = False
+    ) -> Decision:
+        """Ask to spend ``weight`` now; counts it when granted.
+
+        ``reserve`` lets a control-plane request (exchangeInfo, server time: tiny weights that
+        everything else waits on) use the reserve above the target, up to
+        :attr:`reserve_ceiling`, so a minute spent by OI polling and backfills cannot hold it
+        back to the next minute. A 429/418 pause holds it like any other.
+        """
         if weight < 0:
             raise ValueError("weight cannot be negative")
         if now_ms < self.paused_until_ms:
@@ -100,7 +113,7 @@ class WeightBudget:
                 granted=False, wait_s=(self.paused_until_ms - now_ms) / 1000, reason=reason
             )
         self._roll(now_ms)
-        if self.used + weight > self.target:
+        if self.used + weight > (self.reserve_ceiling if reserve else self.target):
             self.refusals["budget"] += 1
             next_window = self.window_start_ms + MINUTE_MS
             return Decision(granted=False, wait_s=(next_window - now_ms) / 1000, reason="budget")

@@ -19,7 +19,9 @@ What the gateway does, in its own thread and never sleeping:
   (the :class:`~supervisors.clock.ServerTimeOffset`, measured with ``/fapi/v1/time`` at start
   and every ``time_sync_every_s``); the limit comes from ``exchangeInfo.rateLimits``, the
   target is ``target_fraction`` of it (2000 of 2400); every ``X-MBX-USED-WEIGHT-1m`` raises
-  the count (when sent and answered in the same minute);
+  the count (when sent and answered in the same minute); ``exchangeInfo`` and server-time
+  calls jump their queue and may use the reserve above the target (up to 2200), so a minute
+  spent by OI polling and backfills does not hold back a restarted scanner's shard plan;
 - requests that cannot leave wait in a bounded queue, FIFO per priority, released by a
   one-shot timer when budget returns; when it is full the newest request of the lowest class
   present is dropped (``queue_full``);
@@ -80,6 +82,9 @@ if TYPE_CHECKING:
 __all__ = ["RestGatewayActor"]
 
 _PRIORITIES = ("high", "normal", "low")
+_CONTROL_PATHS = frozenset({"/fapi/v1/exchangeInfo", "/fapi/v1/time"})
+"""Control-plane calls (tiny weights that the universe, the shard plan and the server-time
+offset wait on): they go to the front of their queue and may use the budget's reserve."""
 _RETRY_STATUS = frozenset({408, 500, 502, 503, 504})
 
 
@@ -156,6 +161,7 @@ class RestGatewayActor(SupervisedActor):
         self._release: TimerHandle | None = None
         self._release_due = 0.0
         self._blocked_until = 0.0  # monotonic: the budget refuses everything until then
+        self._blocked_by_budget = False  # ... because the minute is spent (not a 429/418)
         self._counts: Counter[str] = Counter()
 
     # --- lifecycle (actor thread) -------------------------------------------------------------
@@ -227,7 +233,7 @@ class RestGatewayActor(SupervisedActor):
             why = f"{request.path} (weight {weight}), priority {request.priority!r}"
             self._answer(pending, "invalid_request", f"cannot be sent: {why}")
         else:
-            self._enqueue(pending)
+            self._enqueue(pending, front=request.path in _CONTROL_PATHS)
             if request.expires_after_s is not None:
                 expiry = pending.accepted + request.expires_after_s
                 heapq.heappush(self._deadlines, (expiry, next(self._tickets), pending))
@@ -253,14 +259,20 @@ class RestGatewayActor(SupervisedActor):
             if pending.attempts == 0 and pending in waiting:  # neither answered nor sent yet
                 waiting.remove(pending)
                 self._answer(pending, "expired", f"not sent in {pending.request.expires_after_s}s")
-        while len(self._in_flight) < self._max_in_flight and now >= self._blocked_until:
+        while len(self._in_flight) < self._max_in_flight:
             queue = next((self._queues[p] for p in _PRIORITIES if self._queues[p]), None)
             if queue is None:
                 break
             pending, server_ms = queue[0], self._offset.now_ms()
-            decision = self._budget.acquire(pending.weight, server_ms, pending.request.caller)
+            control = pending.request.path in _CONTROL_PATHS
+            if now < self._blocked_until and not (control and self._blocked_by_budget):
+                break
+            decision = self._budget.acquire(
+                pending.weight, server_ms, pending.request.caller, reserve=control
+            )
             if not decision.granted:
-                self._blocked_until = now + decision.wait_s
+                self._blocked_until = max(self._blocked_until, now + decision.wait_s)
+                self._blocked_by_budget = decision.reason == "budget"
                 self._counts[f"rest_waits_{decision.reason.replace('-', '_')}_total"] += 1
                 break
             self._send(queue.popleft(), server_ms, now)
@@ -324,6 +336,7 @@ class RestGatewayActor(SupervisedActor):
             self._budget.banned(until)
         pause_s = (self._budget.paused_until_ms - now_ms) / 1000
         self._blocked_until = max(self._blocked_until, self.clock.monotonic() + pause_s)
+        self._blocked_by_budget = False
         self._counts[f"rest_{status}_total"] += 1
         self._log.warning("HTTP {}: all REST paused for {:.1f} s: {}", status, pause_s, text)
         pending.throttled += 1

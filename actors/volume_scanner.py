@@ -31,6 +31,7 @@ gateway; ``PutState`` to the store.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from actors._feed_logic import kline_stream, reshard
@@ -113,6 +114,8 @@ class VolumeScannerActor(SupervisedActor):
         self._backfill_period_s = backfill_period_s
         self._oi_board = oi_board
         self._backfill_pending: dict[str, float] = {}  # symbol -> when asked (monotonic)
+        self._backfill_failures: Counter[str] = Counter()  # reason -> not yet logged
+        self._backfill_failed_example = ""
         self._saved_revision = -1
         self._plan: tuple[tuple[str, ...], ...] = ()
         self._sent = 0
@@ -186,6 +189,7 @@ class VolumeScannerActor(SupervisedActor):
             case RestResponse():
                 self._handle_rest(message)
             case Tick(timer="backfill"):
+                self._log_backfill_failures()
                 self._request_backfill()
                 self._reconcile_shards()
             case "counters" | "needs_backfill" | "universe":
@@ -263,7 +267,8 @@ class VolumeScannerActor(SupervisedActor):
         symbol = response.request_id.removeprefix("klines:")
         self._backfill_pending.pop(symbol, None)
         if not response.ok or response.body is None:
-            self._log.warning("backfill of {} failed: {}", symbol, response.error_message)
+            self._backfill_failures[response.error_message or "no body"] += 1
+            self._backfill_failed_example = symbol
             return
         now = self._now_ms()
         try:
@@ -274,6 +279,24 @@ class VolumeScannerActor(SupervisedActor):
         if bad:
             self._log.warning("backfill of {}: {} bad row(s), e.g. {}", symbol, len(bad), bad[0])
         self._send(self._detector.ingest_backfill(symbol, rows, now, self._enrich))
+
+    def _log_backfill_failures(self) -> None:
+        """One line per backfill round for the failures since the last one.
+
+        A restarting REST gateway fails hundreds of queued backfills at once.
+        """
+        if not self._backfill_failures:
+            return
+        total = sum(self._backfill_failures.values())
+        reasons = "; ".join(f"{n} x {why}" for why, n in self._backfill_failures.most_common(3))
+        self._log.warning(
+            "backfill failed for {} symbol(s) (e.g. {}): {}; asked again every {:g} s",
+            total,
+            self._backfill_failed_example,
+            reasons,
+            self._backfill_period_s,
+        )
+        self._backfill_failures.clear()
 
     def _send(self, alerts: list[VolumeAlert]) -> None:
         self._save_state()

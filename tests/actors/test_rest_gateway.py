@@ -367,6 +367,33 @@ def test_waiting_requests_expire_and_a_full_queue_drops_the_lowest_class(harness
     assert caller.wait_for(4)[-1].error_type == "stopped"
 
 
+def test_exchange_info_jumps_the_queue_and_uses_the_reserve_when_the_minute_is_spent(harness, sim):
+    to_minute_end(sim, 50)
+    harness.start_gateway()
+    caller = harness.caller("volume-scanner")
+    sim.rest.consume_weight(TARGET)  # the minute is spent (another client, OI polling...)
+    harness.send(caller, "/fapi/v1/ping", request_id="reveals-the-header")
+    caller.wait_for(1)
+    for n in range(3):
+        harness.send(caller, request_id=f"oi-{n}")  # wait for the next minute
+    harness.registry.tell(
+        GATEWAY,
+        rest_request(
+            "/fapi/v1/exchangeInfo",
+            request_id="exchangeInfo",
+            caller="volume-scanner",
+            priority="high",
+        ),
+    )
+    (info,) = [r for r in caller.wait_for(2, timeout=5) if r.request_id == "exchangeInfo"]
+    assert info.ok
+    assert info.waited_s < 5  # not held back to the minute's end (~50 s away)
+    assert [r.path for r in sim.rest.request_log].count(OI) == 0  # the rest still waits
+    assert sim.rest.limiter.used() <= LIMIT
+    harness.registry.get(GATEWAY).stop(timeout=5)
+    assert all(r.error_type == "stopped" for r in caller.wait_for(5)[2:])
+
+
 # --- 429 and 418 --------------------------------------------------------------------------------
 
 

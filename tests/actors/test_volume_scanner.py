@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from loguru import logger
 
 from actors._candle_store import HOUR_MS
 from actors._oi_board import OiBoard
@@ -112,6 +113,8 @@ class FakeMarket:
         self._candles: dict[str, dict[int, Kline]] = {}
         self.lost: set[str] = set()
         """Symbols whose next klines request is lost (a gateway that died with it queued)."""
+        self.stopped: set[str] = set()
+        """Symbols whose next klines request is answered "stopped" (a gateway restarting)."""
 
     def list(self, *symbols: str) -> None:
         with self._lock:
@@ -178,6 +181,21 @@ class FakeGateway(Capture):
             body = self._market.klines(params["symbol"], int(params["limit"]))
         else:
             raise AssertionError(f"the scanner asked for {message.path}")
+        if params.get("symbol") in self._market.stopped:
+            self._market.stopped.discard(params["symbol"])
+            self.registry.tell(
+                message.caller,
+                RestResponse(
+                    request_id=message.request_id,
+                    caller=message.caller,
+                    path=message.path,
+                    ok=False,
+                    error_type="stopped",
+                    error_message="the REST gateway stopped; ask again",
+                    answered_ms=TimestampMs(self._market.server_time.now_ms()),
+                ),
+            )
+            return
         response = RestResponse(
             request_id=message.request_id,
             caller=message.caller,
@@ -746,6 +764,35 @@ def test_a_backfill_whose_answer_never_comes_is_asked_again(make_tree):
     tree.sync()
     assert asked() == 2
     assert tree.ask(SCANNER, "needs_backfill") == ()
+    tree.stop()
+
+
+def test_many_failed_backfills_make_one_log_line_per_round_and_are_asked_again(make_tree):
+    tree = make_tree({"AAAUSDT": 1_500_000.0})
+    ready(tree, "AAAUSDT")
+    new = [f"NEW{n}USDT" for n in range(40)]
+    for symbol in new:
+        tree.market.list(symbol)
+        tree.market.put(kline(symbol, H1 - HOUR_MS, 1_000_000.0, closed=True))
+        tree.market.stopped.add(symbol)
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        listed = ("AAAUSDT", *new)
+        tree.tell(
+            TradingSymbols(symbols=tuple(map(Symbol, listed)), at_ms=TimestampMs(tree.now_ms()))
+        )
+        tree.sync()
+        assert set(tree.ask(SCANNER, "needs_backfill")) == set(new)
+        tree.advance_to(tree.now_ms() + 60_000)  # the next backfill round
+        tree.sync()
+    finally:
+        logger.remove(sink)
+    failed = [line for line in lines if "backfill" in line]
+    assert len(failed) == 1, failed
+    assert "backfill failed for 40 symbol(s)" in failed[0]
+    assert "40 x the REST gateway stopped; ask again" in failed[0]
+    assert tree.ask(SCANNER, "needs_backfill") == ()  # asked again in that round, answered
     tree.stop()
 
 

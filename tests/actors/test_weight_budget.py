@@ -23,6 +23,19 @@ def test_requests_are_granted_up_to_the_target_then_refused_until_the_next_minut
     assert budget.by_caller == {"oi": 11}
 
 
+def test_a_control_plane_request_may_use_the_reserve_but_not_the_whole_limit():
+    budget = WeightBudget(limit=2400, target=2000)
+    assert budget.reserve_ceiling == 2200
+    assert budget.acquire(2000, T0, "oi").granted
+    assert not budget.acquire(1, T0 + 1, "oi").granted
+    assert budget.acquire(1, T0 + 2, "universe", reserve=True).granted
+    assert budget.acquire(199, T0 + 3, "universe", reserve=True).granted
+    refused = budget.acquire(1, T0 + 4, "universe", reserve=True)
+    assert (refused.granted, refused.reason) == (False, "budget")
+    budget.rate_limited(5.0, T0 + 60_000)  # a 429 holds control-plane requests too
+    assert budget.acquire(1, T0 + 61_000, "universe", reserve=True).reason == "rate-limited"
+
+
 def test_the_window_is_the_calendar_minute_not_a_sliding_one():
     budget = WeightBudget(target=5)
     assert budget.acquire(5, T0 + 59_999).granted
