@@ -1,7 +1,9 @@
-"""The price cache actor: owns the writes to the :class:`~actors._price_board.PriceBoard`.
+"""The price cache actor: owns the :class:`~actors._price_board.PriceBoard`.
 
 Accepts:
-    ``MarkPrices`` (tell, from the market feed): applied to the board, latest value wins.
+    ``MarkPrices`` (tell, from the market feed): applied to the board, latest value wins (the
+    market feed's connection thread has usually written the same frame already, the moment it
+    was parsed; the board recognises it and neither applies nor counts it twice).
     ``GetPrice`` / ``GetPrices`` (ask, with a timeout): answered with a ``PriceReply``.
     ``Tick(timer="evict")``: drops symbols not updated for ``evict_after_s`` (a delisting
     must not make health red forever).
@@ -39,7 +41,7 @@ class PriceCacheActor(SupervisedActor):
 
     Args:
         context: from the supervisor.
-        board: the shared price board (this actor is its only writer).
+        board: the shared price board (written by this actor and the market feed's thread).
         status: where counters are published for ``/metrics``.
         stale_after_s: age beyond which a value is flagged stale in replies.
         evict_after_s: a symbol not updated this long is dropped.

@@ -69,6 +69,11 @@ def _slope(points: list[Reading]) -> float | None:
     return sum((p[0] - mx) * (p[1] - my) for p in half) / var
 
 
+FD_STEP_ALLOWED = 1
+"""One more descriptor over a half is a pool opening a connection late (a REST or backend
+keep-alive socket), not a leak: a descriptor leaked per reconnect would show hundreds."""
+
+
 def _growing(points: list[Reading], index: int) -> int:
     """How much column ``index`` (2 threads, 3 fds) grew over the second half."""
     half = points[len(points) // 2 :]
@@ -173,8 +178,8 @@ def run(env: Env) -> dict[str, Any]:
         "total growth": growth_total <= MAX_GROWTH_KB,
         "threads not growing": reconnects["threads_growth_second_half"] <= 0
         and soak["threads_growth_second_half"] <= 0,
-        "fds not growing": reconnects["fds_growth_second_half"] <= 0
-        and soak["fds_growth_second_half"] <= 0,
+        "fds not growing": reconnects["fds_growth_second_half"] <= FD_STEP_ALLOWED
+        and soak["fds_growth_second_half"] <= FD_STEP_ALLOWED,
         "every reconnect completed": reconnects["timeouts"] == 0,
     }
     grown_threads = reconnects["threads_growth_second_half"] + soak["threads_growth_second_half"]
