@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import orjson
+from loguru import logger
 
 from actors._payloads import (
     PRIORITY,
@@ -275,11 +276,18 @@ class StateStore:
             raise
 
     def close(self) -> None:
-        """Checkpoint and close (idempotent)."""
+        """Optimise the query planner's statistics if the file is free, then close (idempotent).
+
+        ``PRAGMA optimize`` writes; while another connection (the store actor's, at the same
+        shutdown) holds the write lock, SQLite refuses at once instead of waiting, and the
+        statistics can wait for the next stop: the connection is closed either way.
+        """
         try:
             self._conn.execute("PRAGMA optimize")
         except sqlite3.ProgrammingError:
             return  # already closed
+        except sqlite3.OperationalError as exc:
+            logger.debug("state database: PRAGMA optimize skipped at close ({})", exc)
         self._conn.close()
 
     def __enter__(self) -> Self:

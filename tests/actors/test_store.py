@@ -420,3 +420,28 @@ def test_close_is_idempotent(tmp_path):
     store = StateStore(tmp_path)
     store.close()
     store.close()
+
+
+def test_close_still_closes_when_the_file_is_locked_by_another_writer(tmp_path):
+    """Seen at a SIGTERM: the poster's ``PRAGMA optimize`` met the store actor's write lock."""
+    store = StateStore(tmp_path)
+    real = store._conn
+    closed = []
+
+    class Locked:
+        in_transaction = False
+
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA optimize"):
+                raise sqlite3.OperationalError("database is locked")
+            return real.execute(sql, *args)
+
+        def close(self):
+            closed.append(True)
+            real.close()
+
+    store._conn = Locked()
+    store.close()  # no exception escapes
+    assert closed == [True]
+    with pytest.raises(sqlite3.ProgrammingError):
+        real.execute("SELECT 1")
