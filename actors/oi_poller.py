@@ -50,7 +50,8 @@ Binance has no open-interest stream, so every liquid symbol is polled through th
   omitted, counted and logged, never posted as 0; a symbol that answered ``-1121`` is left out
   of later snapshots while it stays listed. The polled samples also go to the store's OI
   history and to the OI board, but not to the alert rule (it watches the liquid universe).
-  A sweep still running when the next slot fires is finished first, with what it has.
+  A sweep still running when the next slot fires, or when the poller stops or crashes, is
+  finished first, with what it has.
 - **OI board** (:class:`~actors._oi_board.OiBoard`, shared, outlives restarts): every realtime
   and every polled snapshot sample is added, for the volume alerts' ``oiChange``; at start,
   while it is empty, it is filled from the persisted history back to the previous hour's open.
@@ -280,8 +281,10 @@ class OpenInterestPollerActor(SupervisedActor):
     def _close(self) -> None:
         """Hand the samples still batched to the store and the poster (best effort)."""
         if self._snapshot is not None:
-            self._log.warning("stopping during a snapshot sweep; that snapshot is not posted")
-            self._snapshot = None
+            self._log.warning(
+                "stopping during a snapshot sweep: posting what it has, the rest counted missing"
+            )
+            self._finish_snapshot()
         self._deliver()
         self._persist()
 

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 import pytest
+from pykka.messages import ProxyCall
 
 from actors._oi_board import OiBoard
 from actors._oi_snapshot import (
@@ -413,5 +414,41 @@ def test_a_stale_mark_price_is_not_attached_to_a_snapshot_sample(sim, clock, tmp
         assert all(s.mark_price is None for s in polled_late)
         stats = tree.ask("oi-poller", "stats")
         assert stats["oi_snapshot_last_without_mark"] >= len(polled_late)
+    finally:
+        tree.stop()
+
+
+def test_a_poller_that_crashes_mid_sweep_posts_what_the_snapshot_has(sim, clock, tmp_path):
+    tree = SnapshotTree(sim, clock, tmp_path)
+    try:
+        tree.run_until(T0 + 100 * S)  # a third of the sweep: some polled, most not yet
+        assert tree.snapshots() == []
+        polled_so_far = {
+            r.params["symbol"]
+            for r in oi_log(sim, T0, clock.time_ms())
+            if r.params["symbol"] not in LIQUID
+        }
+        assert 0 < len(polled_so_far) < len(tree.listed) - len(LIQUID)
+
+        def restarts() -> int:
+            return next(c.restarts for c in tree.handle.health().children if c.name == "oi-poller")
+
+        before = restarts()
+        # the crash: pykka's own call message without its argument (TypeError in on_receive)
+        tree.handle.registry.get("oi-poller").tell(
+            ProxyCall(attr_path=("on_receive",), args=(), kwargs={})
+        )
+        for _ in range(400):
+            if restarts() > before:
+                break
+            threading.Event().wait(0.005)
+        assert restarts() == before + 1
+        [partial] = tree.snapshots()
+        assert partial.created_ms == T0
+        symbols = {s.symbol for s in partial.items}
+        assert symbols >= set(LIQUID)  # the reused realtime samples
+        assert symbols - set(LIQUID) <= polled_so_far  # what was polled; nothing invented
+        assert len(symbols) < len(tree.listed)  # the rest is missing, not zero
+        assert all(s.open_interest > 0 for s in partial.items)
     finally:
         tree.stop()
