@@ -82,11 +82,11 @@ def _next(q, kind, timeout=5.0):
     raise AssertionError(f"no {kind.__name__}")
 
 
-def _connection(server, q, **kw):
+def _connection(server, q, *, deliver=None, **kw):
     return FeedConnection(
         "test",
         f"ws://127.0.0.1:{server.port}/market/stream?streams=!markPrice@arr@1s",
-        q.put,
+        deliver or q.put,
         SystemClock(),
         backoff=BackoffPolicy(initial_s=0.01, max_s=0.05, jitter=0.0),
         **kw,
@@ -134,14 +134,7 @@ def test_with_a_board_a_mark_frame_is_on_the_board_before_the_actor_is_told(serv
         q.put(message)
 
     q = queue.Queue()
-    conn = FeedConnection(
-        "market",
-        f"ws://127.0.0.1:{server.port}/market/stream?streams=!markPrice@arr@1s",
-        deliver,
-        SystemClock(),
-        backoff=BackoffPolicy(initial_s=0.01, max_s=0.05, jitter=0.0),
-        board=board,
-    ).start()
+    conn = _connection(server, q, deliver=deliver, board=board).start()
     try:
         data = _next(q, FeedData)
     finally:

@@ -12,6 +12,8 @@ from messages._binance_fast import mark_prices, tickers
 from messages.binance import _mark_prices, _tickers, parse_frame
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from messages import MarkPrices, Tickers
 
 RECEIVED_MS = 1_700_000_000_123
@@ -28,6 +30,32 @@ def _reference(raw: bytes) -> tuple[MarkPrices, int]:
 def _reference_tickers(raw: bytes) -> tuple[Tickers, int]:
     parsed = _tickers(orjson.loads(raw)["data"], RECEIVED_MS)
     return parsed.message, len(parsed.errors)  # type: ignore[return-value]
+
+
+def _perturbed(
+    entries: list[dict[str, object]], field: str, value: object, *, drop: bool
+) -> list[dict[str, object]]:
+    """The middle entry with ``field`` removed or set to ``value``."""
+    if drop:
+        del entries[1][field]
+    else:
+        entries[1][field] = value
+    return entries
+
+
+def _assert_agrees(
+    raw: bytes,
+    fast: Callable[[bytes, int], object],
+    reference: Callable[[bytes], tuple[object, int]],
+) -> None:
+    """The fast path accepts only what the reference takes whole, and then agrees with it;
+    whichever path runs, ``parse_frame`` answers what the reference answers."""
+    answer = fast(raw, RECEIVED_MS)
+    expected, errors = reference(raw)
+    if answer is not None:
+        assert errors == 0
+        assert answer == expected
+    assert parse_frame(raw, RECEIVED_MS).message == expected
 
 
 def _ticker(n: int, **overrides: object) -> dict[str, object]:
@@ -120,19 +148,8 @@ def test_the_recorded_frames_parse_the_same_with_and_without_the_fast_path(fixtu
 def test_an_unusual_field_never_passes_the_fast_path_unless_the_reference_agrees(
     field, value, drop
 ):
-    entries = [_entry(n) for n in range(3)]
-    if drop:
-        del entries[1][field]
-    else:
-        entries[1][field] = value
-    raw = _combined(entries)
-    fast = mark_prices(raw, RECEIVED_MS)
-    reference, errors = _reference(raw)
-    if fast is not None:
-        assert errors == 0
-        assert fast == reference
-    # whichever path runs, parse_frame answers what the reference answers
-    assert parse_frame(raw, RECEIVED_MS).message == reference
+    raw = _combined(_perturbed([_entry(n) for n in range(3)], field, value, drop=drop))
+    _assert_agrees(raw, mark_prices, _reference)
 
 
 def test_a_well_formed_ticker_frame_takes_the_fast_path_and_matches_the_reference():
@@ -158,18 +175,10 @@ def test_a_well_formed_ticker_frame_takes_the_fast_path_and_matches_the_referenc
 def test_an_unusual_ticker_field_never_passes_the_fast_path_unless_the_reference_agrees(
     field, value, drop
 ):
-    entries = [_ticker(n) for n in range(3)]
-    if drop:
-        del entries[1][field]
-    else:
-        entries[1][field] = value
-    raw = orjson.dumps({"stream": "!ticker@arr", "data": entries})
-    fast = tickers(raw, RECEIVED_MS)
-    reference, errors = _reference_tickers(raw)
-    if fast is not None:
-        assert errors == 0
-        assert fast == reference
-    assert parse_frame(raw, RECEIVED_MS).message == reference
+    entries = _perturbed([_ticker(n) for n in range(3)], field, value, drop=drop)
+    _assert_agrees(
+        orjson.dumps({"stream": "!ticker@arr", "data": entries}), tickers, _reference_tickers
+    )
 
 
 def test_a_non_bytes_or_other_frame_is_left_to_the_reference():
