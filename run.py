@@ -23,6 +23,7 @@ from supervisors.app import Boards, build_tree
 from supervisors.config import load_config, render_config
 from supervisors.logs import setup_logging
 from supervisors.root import start_tree
+from supervisors.runtime import tune_gc
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -238,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render_config(config))
         return EXIT_OK
     setup_logging(level=config.log_level, json=config.log_json, secrets=config.secrets)
+    tune_gc(config.gc_young_threshold)
     stop = threading.Event()
     _install_signal_handlers(stop)
     simulation = None

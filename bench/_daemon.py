@@ -2,8 +2,8 @@
 
 The tree is the production one, :func:`supervisors.app.build_tree` on ``Config()`` defaults
 (price cache, store, poster, REST gateway, HTTP API, volume scanner, kline feed shards, market
-feed), started with the Binance server-time offset like ``run.py`` does, with only these
-changes:
+feed), started with the Binance server-time offset and the garbage collector's threshold
+(:func:`supervisors.runtime.tune_gc`) like ``run.py`` does, with only these changes:
 
 - the simulator's WebSocket and REST URLs (nothing leaves 127.0.0.1); the state directory in
   the run's scratch directory; the VolSpike backend double as PROD backend when given;
@@ -49,6 +49,7 @@ from supervisors.backoff import BackoffPolicy
 from supervisors.clock import SystemClock
 from supervisors.config import Config
 from supervisors.root import start_tree
+from supervisors.runtime import tune_gc
 
 if TYPE_CHECKING:
     import queue
@@ -127,6 +128,7 @@ class DaemonHost(CpuMeter):
         if backend_url is not None:
             settings |= {"volspike_api_url": backend_url, "volspike_api_key": backend_key}
         self.config = Config().replace(**settings)
+        tune_gc(self.config.gc_young_threshold)
         self.boards = Boards()
         self.clock = SystemClock()
         spec = build_tree(self.config, self.boards, ws_base_url=ws_base_url, rest_base_url=rest_url)

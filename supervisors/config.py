@@ -310,6 +310,14 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between health lines in the log (0 = off)",
         minimum=0,
     ),
+    _s(
+        "gc_young_threshold",
+        None,
+        "int",
+        "allocations between the garbage collector's young passes, set by run.py "
+        "(Python's is 700; 0 = leave Python's settings alone)",
+        minimum=0,
+    ),
     _s("log_level", None, "level", "DEBUG, INFO, WARNING or ERROR"),
     _s("log_json", None, "bool", "write JSON lines instead of text"),
 )
@@ -375,6 +383,7 @@ class Config:
     volume_multiple: float = 3.0
     min_quote_vol: float = 3_000_000.0
     health_log_interval_s: float = 60.0
+    gc_young_threshold: int = 20_000
     log_level: str = "INFO"
     log_json: bool = False
     sources: dict[str, Source] = field(default_factory=dict, compare=False, repr=False)

@@ -81,6 +81,7 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
         try:
             seen = _wait_for_line(lines, "Ctrl-C or SIGTERM stops")
             assert any("local SQLite" in line for line in seen)
+            assert any("a young pass every 20000 allocations" in line for line in seen)
             proc.send_signal(sig)
             _wait_for_line(lines, "stopped cleanly")
             assert proc.wait(timeout=20) == 0
