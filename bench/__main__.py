@@ -91,6 +91,7 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, top t
         "system_under_test": layout.system_under_test,
         "load": layout.load,
         "pinned": layout.load is not None,
+        "sim_nice": layout.sim_nice,
     }
     results: dict[str, Any] = {}
     harness_errors: list[str] = []

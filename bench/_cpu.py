@@ -6,8 +6,16 @@ simulator, which stands in for Binance's servers, and the client processes) on t
 usual way to keep a load generator from measuring itself: on a shared 2-core box the
 simulator's burst of ~2,600 kline frames every 250 ms otherwise takes the daemon's core in the
 middle of a tick (p99 tick-to-readable 24 ms shared, 8-12 ms separated, same code). The
-daemon's ingest is GIL-bound and uses under one core. ``python -m bench --no-pin`` runs
-everything on every CPU; the report's ``cpu_layout`` says which was used.
+daemon's ingest is GIL-bound and uses under one core.
+
+**The simulator yields.** In that layout the simulator also runs at the lowest priority
+(``nice`` 19): it stands in for an exchange on another machine, and on this box its bursts
+otherwise delay the load generator and the freshness poller that share its CPU, whose delays
+would be counted as the daemon's (the simulator still gets all the CPU nobody else wants; its
+own queueing is reported separately where it matters).
+
+``python -m bench --no-pin`` runs everything on every CPU at normal priority; the report's
+``cpu_layout`` says which was used.
 """
 
 from __future__ import annotations
@@ -17,7 +25,11 @@ import resource
 import time
 from typing import NamedTuple
 
-__all__ = ["CpuLayout", "CpuMeter", "cpu_layout", "pin"]
+__all__ = ["SIM_NICE", "CpuLayout", "CpuMeter", "cpu_layout", "pin"]
+
+
+SIM_NICE = 19
+"""The simulator's niceness in the pinned layout."""
 
 
 class CpuLayout(NamedTuple):
@@ -25,6 +37,8 @@ class CpuLayout(NamedTuple):
 
     system_under_test: tuple[int, ...] | None
     load: tuple[int, ...] | None
+    sim_nice: int = 0
+    """Niceness increment of the simulator's process."""
 
 
 def cpu_layout(*, enabled: bool) -> CpuLayout:
@@ -37,13 +51,16 @@ def cpu_layout(*, enabled: bool) -> CpuLayout:
     if not enabled or len(usable) < 2:
         return CpuLayout(None, None)
     half = max(1, len(usable) // 2)
-    return CpuLayout(tuple(usable[:half]), tuple(usable[half:]))
+    return CpuLayout(tuple(usable[:half]), tuple(usable[half:]), SIM_NICE)
 
 
-def pin(cpus: tuple[int, ...] | None) -> None:
-    """Restrict the calling process (threads started afterwards follow) to ``cpus``."""
+def pin(cpus: tuple[int, ...] | None, nice: int = 0) -> None:
+    """Restrict the calling process (threads started afterwards follow) to ``cpus``, and
+    lower its priority by ``nice``."""
     if cpus:
         os.sched_setaffinity(0, cpus)
+    if nice:
+        os.nice(nice)
 
 
 class CpuMeter:

@@ -109,6 +109,7 @@ class Env:
                 "bench._sim:SimHost",
                 log_path=self.log_path,
                 cpus=self.layout.load,
+                nice=self.layout.sim_nice,
                 symbols=p.symbols,
                 mark_period_s=p.mark_period_s,
                 ticker_period_s=p.ticker_period_s,

@@ -57,9 +57,10 @@ def _serve(
     kwargs: dict[str, Any],
     log_path: str | None,
     cpus: tuple[int, ...] | None = None,
+    nice: int = 0,
 ) -> None:
     """The child's main loop: build the host, then answer calls until told to stop."""
-    pin(cpus)  # before any thread of the host exists: they all follow
+    pin(cpus, nice)  # before any thread of the host exists: they all follow
     _setup_child_logging(log_path)
     module_name, _, class_name = target.partition(":")
     try:
@@ -107,6 +108,7 @@ class Host:
         log_path: where the child's WARNING+ log lines go (``None``: nowhere).
         start_timeout_s: how long the child may take to build its object.
         cpus: the CPUs the child runs on (``None``: any; see :mod:`bench._cpu`).
+        nice: how much lower the child's CPU priority is (``0``: unchanged).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class Host:
         log_path: str | None = None,
         start_timeout_s: float = 60.0,
         cpus: tuple[int, ...] | None = None,
+        nice: int = 0,
         **kwargs: Any,
     ) -> None:
         self.target = target
@@ -124,7 +127,7 @@ class Host:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_serve,
-            args=(child, target, kwargs, log_path, cpus),
+            args=(child, target, kwargs, log_path, cpus, nice),
             name=f"bench-{target.rsplit(':', 1)[-1]}",
             daemon=True,
         )

@@ -77,13 +77,15 @@ def _content_length(head: bytes) -> int:
 
 
 class _Conn:
-    __slots__ = ("buf", "need", "sent_at", "sock")
+    __slots__ = ("buf", "need", "sent_at", "sent_ns", "sock", "stamp")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
         self.need = -1
         self.sent_at = 0.0
+        self.sent_ns = 0
+        self.stamp: int | None = None
 
 
 def _connect(port: int, timeout: float = 5.0) -> socket.socket:
@@ -105,19 +107,29 @@ def load_run(  # noqa: C901, PLR0912, PLR0915 - one tight event loop, kept in on
 
     Requests cycle through ``paths``. Only requests completed inside the measured window (after
     the warm-up) are counted. Returns counts, latencies (seconds, as an ``array('d')`` in
-    bytes), the measured window and the client's CPU seconds over it.
+    bytes: from just before the ``send`` to when this loop had the whole response), arrivals
+    (the same requests, up to the kernel's receive time of the response's last segment,
+    ``SO_TIMESTAMPNS``; empty where the kernel gives no timestamps), the measured window and
+    the client's CPU seconds over it.
     """
     requests = [_request(p) for p in paths]
     n_req = len(requests)
     sel = selectors.DefaultSelector()
     conns = []
+    stamped = True
     for _ in range(connections):
         sock = _connect(port)
         sock.setblocking(False)  # noqa: FBT003 - stdlib signature
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        except OSError:
+            stamped = False
         conn = _Conn(sock)
         conns.append(conn)
         sel.register(sock, selectors.EVENT_READ, conn)
     lat = array.array("d")
+    arrival = array.array("d")
+    wall_ns = time.time_ns
     ok = errors = non_200 = 0
     perf = time.perf_counter
     wait = start_at - time.monotonic()
@@ -129,6 +141,7 @@ def load_run(  # noqa: C901, PLR0912, PLR0915 - one tight event loop, kept in on
     cpu0: float | None = None
     i = 0
     for conn in conns:
+        conn.sent_ns = wall_ns()
         conn.sent_at = perf()
         conn.sock.send(requests[i % n_req])
         i += 1
@@ -143,7 +156,10 @@ def load_run(  # noqa: C901, PLR0912, PLR0915 - one tight event loop, kept in on
         for key, _ in events:
             conn = key.data
             try:
-                chunk = conn.sock.recv(262144)
+                if stamped:
+                    chunk, conn.stamp = _recv_stamped(conn.sock)
+                else:
+                    chunk = conn.sock.recv(262144)
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
@@ -167,12 +183,15 @@ def load_run(  # noqa: C901, PLR0912, PLR0915 - one tight event loop, kept in on
             done = perf()
             if done >= measure_from and done < end:
                 lat.append(done - conn.sent_at)
+                if conn.stamp is not None:
+                    arrival.append((conn.stamp - conn.sent_ns) / 1e9)
                 if buf[9:12] == b"200":
                     ok += 1
                 else:
                     non_200 += 1
             conn.buf = b""
             conn.need = -1
+            conn.sent_ns = wall_ns()
             conn.sent_at = perf()
             try:
                 conn.sock.send(requests[i % n_req])
@@ -196,6 +215,7 @@ def load_run(  # noqa: C901, PLR0912, PLR0915 - one tight event loop, kept in on
         "non_200": non_200,
         "errors": errors,
         "latencies": lat.tobytes(),
+        "arrivals": arrival.tobytes() if stamped and len(arrival) == len(lat) else b"",
         "window_s": window,
         "cpu_s": cpu1 - (cpu0 if cpu0 is not None else cpu1),
     }
