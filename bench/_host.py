@@ -51,7 +51,7 @@ def _setup_child_logging(log_path: str | None) -> None:
     setup_logging(level="WARNING", stream=stream)
 
 
-def _serve(
+def _serve(  # noqa: PLR0917 - multiprocessing passes the arguments positionally
     conn: Any,
     target: str,
     kwargs: dict[str, Any],

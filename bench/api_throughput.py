@@ -226,8 +226,10 @@ def run(env: Env) -> dict[str, Any]:
         rows.append(
             [
                 "    response on the client's socket p50 / p99",
-                f"{fmt(point['arrival_p50_ms']['median'])} / "
-                f"{fmt(point['arrival_p99_ms']['median'])} ms",
+                (
+                    f"{fmt(point['arrival_p50_ms']['median'])} / "
+                    f"{fmt(point['arrival_p99_ms']['median'])} ms"
+                ),
                 "",
                 "",
                 "",
