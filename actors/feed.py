@@ -83,6 +83,8 @@ class FeedActor(SupervisedActor):
         planner: who plans this feed's streams (told ``StreamsWanted`` when it starts idle).
         board: the price board its connections write mark prices into directly (the market
             feed; the ``MarkPrices`` are still routed, see :mod:`actors._price_board`).
+        yield_every: its connections offer the GIL to waiting threads after every so many
+            text frames (the kline shards; see :mod:`actors._feed_connection`).
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only settings
@@ -101,10 +103,12 @@ class FeedActor(SupervisedActor):
         timeouts: FeedTimeouts | None = None,
         planner: str | None = None,
         board: PriceBoard | None = None,
+        yield_every: int = 0,
     ) -> None:
         super().__init__(context=context)
         self._planner = planner
         self._board = board
+        self._yield_every = yield_every
         self._base_url = base_url
         self._streams = tuple(streams)
         self._url = stream_url(base_url, streams) if streams else None
@@ -151,6 +155,7 @@ class FeedActor(SupervisedActor):
             backoff=self._backoff,
             timeouts=self._timeouts,
             board=self._board,
+            yield_every=self._yield_every,
         ).start()
 
     def _close(self) -> None:

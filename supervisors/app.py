@@ -56,13 +56,23 @@ if TYPE_CHECKING:
     from actors._sinks import Sink
     from supervisors.config import Config
 
-__all__ = ["KLINE_CAPACITY", "ROOT", "Boards", "build_tree", "kline_shard_names"]
+__all__ = [
+    "KLINE_CAPACITY",
+    "KLINE_YIELD_EVERY",
+    "ROOT",
+    "Boards",
+    "build_tree",
+    "kline_shard_names",
+]
 
 ROOT = "root"
 """The root supervisor's name (and registry address)."""
 
 KLINE_CAPACITY = 800
 """Kline streams the tree can carry (about 540 USDT perpetuals trade today)."""
+
+KLINE_YIELD_EVERY = 4
+"""Kline frames a shard's thread reads before it offers the GIL to waiting threads."""
 
 
 def kline_shard_names(per_connection: int) -> tuple[str, ...]:
@@ -200,6 +210,9 @@ def build_tree(  # noqa: PLR0913 - everything after boards is keyword-only
                     "stall_after_s": max(60.0, stall),
                     "rotate_after_s": config.feed_rotate_after_s,
                     "planner": "volume-scanner",
+                    # a burst of 200 kline frames must not keep the price path and the HTTP
+                    # API waiting for the GIL (see actors._feed_connection)
+                    "yield_every": KLINE_YIELD_EVERY,
                 },
                 progress_deadline_s=max(120.0, 4 * stall),
             )

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from websockets.sync.server import serve
 
+from actors import _feed_connection
 from actors._feed_connection import FeedConnection, FeedTimeouts, _ReadAhead
 from actors._price_board import PriceBoard
 from messages import KlineUpdate, KlineUpdates, MarkPrices
@@ -366,3 +367,31 @@ def test_the_read_ahead_serves_exact_sizes_from_few_big_reads():
     assert [len(p) for p in got] == sizes
     assert ahead.buffered == 0
     assert len(calls) <= 5  # 256,000 bytes in reads of 64 KiB, not one read per request
+
+
+def test_with_yield_every_the_thread_offers_the_gil_after_every_n_text_frames(server, monkeypatch):
+    yields = []
+    monkeypatch.setattr(_feed_connection, "_yield_gil", lambda: yields.append(1))
+    names = [f"S{i}USDT" for i in range(7)]
+
+    def burst(ws):
+        for i, name in enumerate(names):
+            ws.send(_kline_frame(name, 1626992741000 + i))
+        ws.send(FRAME.decode())  # flushes the kline batch
+        _hold_until_closed(ws)
+
+    server.script.put(burst)
+    q = queue.Queue()
+    conn = _connection(server, q, yield_every=3).start()
+    try:
+        _next(q, FeedData)  # the klines
+        _next(q, FeedData)  # the mark frame
+        # 8 text frames: a yield after the 3rd and the 6th, none after the 7th or 8th
+        assert len(yields) == 2
+    finally:
+        assert conn.stop()
+
+
+def test_yield_every_must_not_be_negative(server):
+    with pytest.raises(ValueError, match="yield_every"):
+        _connection(server, queue.Queue(), yield_every=-1)
