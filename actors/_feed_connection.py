@@ -25,11 +25,12 @@ hundred switches. Read ahead, a burst costs a handful.
 Read ahead, though, a kline shard's thread works through a whole burst without a system call
 and so without ever giving the GIL up: the price path's thread and the HTTP API's thread,
 woken by a mark-price frame or a request in the middle of a burst, waited up to the
-interpreter's 5 ms switch interval for it. With ``yield_every`` (the kline shards use 4) the
+interpreter's 5 ms switch interval for it. With ``yield_every`` (the kline shards use 1) the
 thread offers the GIL to whoever waits for it after every so many text frames
 (``os.sched_yield``, which releases the GIL around the system call and lets a waiting thread
-of the same CPU run). Measured on the 2-core benchmark: tick-to-readable p99 7-10 -> 4.3-4.7
-ms, API p99 at 8 clients 1.0-1.2 -> 0.86 ms; a lower switch interval instead made the price
+of the same CPU run; when nobody waits it costs a system call, ~1 us). Measured on the 2-core
+benchmark: tick-to-readable p99 7-10 -> 3.5-3.7 ms, the API's p99 at 8 clients 1.0-1.2 ->
+0.7 ms (every 4 frames: 4.3 ms and 0.9-1.2 ms). A lower switch interval instead made the price
 path's own thread lose the GIL in the middle of its frame.
 
 With a ``board`` (the market feed), a mark-price frame is also written into the price board
