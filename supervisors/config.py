@@ -315,8 +315,9 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "int",
         "allocations between the garbage collector's young passes, set by run.py "
-        "(Python's is 700; 0 = leave Python's settings alone)",
+        "(Python 3.11's default is 700; 0 = leave Python's settings alone)",
         minimum=0,
+        maximum=2**31 - 1,
     ),
     _s("log_level", None, "level", "DEBUG, INFO, WARNING or ERROR"),
     _s("log_json", None, "bool", "write JSON lines instead of text"),

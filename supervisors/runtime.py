@@ -37,7 +37,7 @@ def tune_gc(young_threshold: int) -> tuple[int, int, int] | None:
     before = gc.get_threshold()
     gc.set_threshold(young_threshold, *before[1:])
     logger.info(
-        "garbage collector: a young pass every {} allocations (Python's default {})",
+        "garbage collector: a young pass every {} allocations (was {})",
         young_threshold,
         before[0],
     )

@@ -56,7 +56,13 @@ def _wait_for_line(lines: queue.Queue, needle: str, timeout: float = 20.0) -> li
 
 def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sigterm(tmp_path):
     for sig in (signal.SIGINT, signal.SIGTERM):
-        env = {**os.environ, "VOLSPIKE_API_KEY": "", "VOLSPIKE_API_URL": ""}
+        env = {
+            **os.environ,
+            "VOLSPIKE_API_KEY": "",
+            "VOLSPIKE_API_URL": "",
+            "VOLSPIKE_GC_YOUNG_THRESHOLD": "20000",
+            "VOLSPIKE_LOG_LEVEL": "INFO",
+        }
         proc = subprocess.Popen(
             [
                 sys.executable,

@@ -131,9 +131,11 @@ def test_measured_benchmarks_really_measured_something(run):
     for point in bench["api_throughput"]["measured"]["points"].values():
         assert point["rps"]["median"] > 0
         assert point["errors"] == 0
-        # a response reaches the client's socket before the client has read it
+        # a response reaches the client's socket before the client has read it (where the
+        # kernel stamps loopback segments at all: the report falls back otherwise)
         on_socket, seen = point["arrival_p99_ms"]["median"], point["p99_ms"]["median"]
-        assert on_socket is not None and 0 < on_socket <= seen
+        if "kernel receive time" in bench["api_throughput"]["measured"]["p99_basis"]:
+            assert on_socket is not None and 0 < on_socket <= seen
     restart = bench["restart"]["measured"]["actors"]
     assert {"price-cache", "http-api", "feed-market"} <= set(restart)
     assert all(a["serving_again_ms"]["n"] >= 1 for a in restart.values())

@@ -4,6 +4,7 @@ import gc
 
 import pytest
 
+from messages.errors import ConfigError
 from supervisors.config import load_config
 from supervisors.runtime import tune_gc
 
@@ -37,3 +38,8 @@ def test_the_daemon_default_and_its_setting():
     config = load_config(environ={"VOLSPIKE_GC_YOUNG_THRESHOLD": "0"})
     assert config.gc_young_threshold == 0
     assert config.sources["gc_young_threshold"] == "env"
+
+
+def test_a_threshold_the_collector_cannot_take_is_a_configuration_error():
+    with pytest.raises(ConfigError, match=r"VOLSPIKE_GC_YOUNG_THRESHOLD: .* above the maximum"):
+        load_config(environ={"VOLSPIKE_GC_YOUNG_THRESHOLD": "3000000000"})
