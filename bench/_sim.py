@@ -19,8 +19,6 @@ instant is computed the way ``tests/test_end_to_end.py`` does.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from typing import Any
@@ -73,8 +71,6 @@ class SimHost(CpuMeter):
         seed: int = 7,
         backend: bool = False,
     ) -> None:
-        if os.environ.get("BENCH_SIM_SWITCH"):
-            sys.setswitchinterval(float(os.environ["BENCH_SIM_SWITCH"]))
         config = SimulatorConfig(
             symbols=symbols,
             mark_price_fast_period=mark_period_s,
