@@ -40,8 +40,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(VENV)/bin/mypy
 
+# `make bench` (full, < 10 min), `make bench QUICK=1` (< 1 min); ARGS go to `python -m bench`,
+# e.g. ARGS="--json-out report.json" or ARGS="--only api_throughput".
 bench: $(VENV)/.installed-test
-	@$(PY) -m bench $(if $(QUICK),--quick,)
+	@$(PY) -m bench $(if $(filter 1 yes true,$(QUICK)),--quick,) $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

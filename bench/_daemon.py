@@ -100,6 +100,7 @@ class DaemonHost(CpuMeter):
         backend_url: the backend double (PROD), or ``None`` for the local SQLite sink only.
         backend_key: its ingest key.
         variant: ``"bench"`` or ``"production"`` (see the module docstring).
+        settings: more configuration (the OI universe of :meth:`bench._sim.SimHost.oi_plan`).
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class DaemonHost(CpuMeter):
         backend_url: str | None = None,
         backend_key: str | None = None,
         variant: str = "bench",
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self._restart_lines: list[tuple[float, str, int, float]] = []
         self._sink = logger.add(
@@ -120,14 +122,14 @@ class DaemonHost(CpuMeter):
             format="{message}",
             filter=lambda record: "restart #" in record["message"],
         )
-        settings: dict[str, Any] = {
+        base: dict[str, Any] = {
             "funding_api_port": port,
             "health_log_interval_s": 0.0,
             "state_dir": Path(state_dir),
         }
         if backend_url is not None:
-            settings |= {"volspike_api_url": backend_url, "volspike_api_key": backend_key}
-        self.config = Config().replace(**settings)
+            base |= {"volspike_api_url": backend_url, "volspike_api_key": backend_key}
+        self.config = Config().replace(**(base | (settings or {})))
         tune_gc(self.config.gc_young_threshold)
         self.boards = Boards()
         self.clock = SystemClock()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 from bench._cpu import CpuLayout
 from bench._host import Host
 from bench._load import make_pool
+from supervisors.config import Config
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -77,6 +78,8 @@ class Env:
         self._daemon_started = time.monotonic()
         self.settle_log: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.oi_plan: dict[str, Any] | None = None
+        """The OI universe every daemon of the run gets (:meth:`bench._sim.SimHost.oi_plan`)."""
 
     # --- resources ------------------------------------------------------------------------------
 
@@ -128,6 +131,19 @@ class Env:
         self._daemons += 1
         state_dir = Path(self.work_dir) / f"state-{self._daemons}-{variant}"
         state_dir.mkdir(parents=True, exist_ok=True)
+        settings: dict[str, Any] = {}
+        if self.profile.oi_scope is not None:
+            if self.oi_plan is None:
+                self.oi_plan = sim.call(
+                    "oi_plan",
+                    self.profile.oi_scope,
+                    self.profile.oi_liquid,
+                    Config().oi_universe_exclude,
+                    timeout=60.0,
+                )
+            settings = {k: v for k, v in self.oi_plan.items() if k.startswith("oi_")}
+        if self.profile.oi_evaluate_s is not None:
+            settings["oi_universe_evaluate_sec"] = self.profile.oi_evaluate_s
         host = Host(
             "bench._daemon:DaemonHost",
             log_path=self.log_path,
@@ -139,6 +155,7 @@ class Env:
             backend_url=sim.info["backend_url"],
             backend_key=sim.info["backend_key"],
             variant=variant,
+            settings=settings,
         )
         want = len(sim.info["symbols"])
         got = host.call("wait_filled", want, 20.0, timeout=30.0)

@@ -69,6 +69,17 @@ class Profile:
     """Polling observed in all, at least (a re-sample interval is ~10 s)."""
     oi_wait_s: float = 40.0
     """How long to wait for the poller's first request (it starts ~10 s after the daemon)."""
+    oi_warm_up_s: float = 0.0
+    """Re-sample intervals that begin this soon after the first OI request are reported apart
+    (the start-up minutes, shared with the scanner's backfill of every symbol)."""
+    oi_evaluate_s: float | None = None
+    """The daemon's ``oi_universe_evaluate_sec`` (``None``: its default, 10 s; the poller
+    starts at the universe's first evaluation)."""
+    oi_scope: int | None = 540
+    """Symbols the daemon's OI universe covers (Binance: ~540 TRADING USDT perpetuals; the
+    simulator lists ``symbols``); ``None``: the daemon's defaults on the simulator's volumes."""
+    oi_liquid: int = 340
+    """...of which liquid (the target is stated for 340), see :meth:`bench._sim.SimHost.oi_plan`."""
 
     # 7. restart
     restart_reps: int
@@ -97,6 +108,7 @@ PROFILES = {
         alert_gap_s=1.0,
         oi_extra_s=20.0,
         oi_min_span_s=60.0,
+        oi_warm_up_s=120.0,
         restart_reps=5,
         memory_warmup_s=10.0,
         memory_reconnects=1000,
@@ -156,8 +168,10 @@ PROFILES = {
         alert_spikes=2,
         alert_gap_s=0.2,
         oi_extra_s=0.0,
-        oi_min_span_s=0.0,
-        oi_wait_s=0.0,
+        oi_min_span_s=7.0,
+        oi_wait_s=10.0,
+        oi_evaluate_s=1.0,
+        oi_scope=None,
         restart_reps=1,
         restart_actors=("price-cache", "http-api", "feed-market"),
         memory_warmup_s=0.3,

@@ -34,6 +34,8 @@ BACKEND_KEY = "bench-ingest-key"
 
 MARK_STREAM = "!markPrice@arr@1s"
 _MAX_RECORDS = 200_000
+OI_PLAN_HORIZON_S = 1200.0
+"""How far ahead :meth:`SimHost.oi_plan` keeps its liquid set stable (a full run takes ~9 min)."""
 
 
 def event_time_of(raw: str) -> int | None:
@@ -156,6 +158,50 @@ class SimHost(CpuMeter):
             "by_ms": spike.by_ms,
             "crossing_s": crossing_ms / 1000.0,
             "already_above": before >= threshold,
+        }
+
+    def oi_plan(
+        self,
+        scope: int,
+        liquid: int,
+        exclude: tuple[str, ...] = (),
+        horizon_s: float = OI_PLAN_HORIZON_S,
+    ) -> dict[str, Any]:
+        """Daemon settings that put ``scope`` symbols in the OI universe, ``liquid`` of them liquid.
+
+        The simulator lists more TRADING perpetuals (650) than Binance (~540), and its 24 h
+        volumes drift, so a symbol near the liquid threshold may enter or leave mid-run. From
+        the market's (deterministic) 24 h quote volumes now and over the next ``horizon_s``:
+        the ``liquid`` most traded symbols whose volume stays clear of the others' (those that
+        would cross the threshold are left out of the OI universe), an enter threshold between
+        the two groups and an exit threshold below the liquid group's lowest; the rest of the
+        scope is the next most traded symbols, everything else goes into ``oi_universe_exclude``
+        (with ``exclude``, the daemon's own default exclusions, kept).
+        """
+        now = int(time.time() * 1000)
+        steps = [now + int(horizon_s * 1000 * k / 6) for k in range(7)]
+
+        def volume(symbol: str, t: int) -> float:
+            agg = self.sim.market.rolling_24h(symbol, t)
+            return agg.q if agg is not None else 0.0
+
+        series = {s: [volume(s, t) for t in steps] for s in self.symbols if s not in exclude}
+        ranked = sorted(series, key=lambda s: series[s][0], reverse=True)
+        top = ranked[:liquid]
+        floor = min(min(series[s]) for s in top)
+        enter = floor * 0.99
+        crossing = [s for s in ranked[liquid:] if max(series[s]) >= enter]
+        others = [s for s in ranked[liquid:] if s not in crossing]
+        rest = others[: max(0, scope - liquid)]
+        in_scope = set(top) | set(rest)
+        return {
+            "oi_liquid_enter_quote_24h": enter,
+            "oi_liquid_exit_quote_24h": enter / 2,
+            "oi_universe_exclude": tuple(sorted(s for s in self.symbols if s not in in_scope)),
+            "liquid": len(top),
+            "scope": len(in_scope),
+            "left_out_near_threshold": len(crossing),
+            "horizon_s": horizon_s,
         }
 
     def alerts(self) -> list[dict[str, Any]]:

@@ -133,6 +133,34 @@ def _checked_p99(point: dict[str, Any]) -> tuple[float, str]:
     return point["p99_ms"]["median"], "as seen by the client"
 
 
+def _checks(points: dict[str, Any]) -> tuple[dict[str, bool], dict[str, bool]]:
+    """The target checks (they decide pass/fail), and the p99 checks on the original's basis."""
+    checks: dict[str, bool] = {}
+    like_for_like: dict[str, bool] = {}
+    for n, p99_anchor in ORIGINAL_P99_MS.items():
+        point = points.get(f"funding@{n}")
+        if point is None:
+            continue
+        checks[f"funding@{n} rps >= {2 * ORIGINAL_RPS:,.0f}"] = (
+            point["rps"]["median"] >= 2 * ORIGINAL_RPS
+        )
+        p99, basis = _checked_p99(point)
+        checks[f"funding@{n} p99 ({basis}) <= {p99_anchor / 2:g} ms"] = p99 <= p99_anchor / 2
+        checks[f"funding@{n} no errors"] = point["errors"] == 0 and point["non_200"] == 0
+        like_for_like[f"funding@{n} p99 (as seen by the client) <= {p99_anchor / 2:g} ms"] = (
+            point["p99_ms"]["median"] <= p99_anchor / 2
+        )
+    for key, point in points.items():
+        kind, _, clients = key.partition("@")
+        lookup = points.get(f"funding@{clients}")
+        if kind == "health" and lookup is not None:
+            checks[f"health@{clients} >= {HEALTH_VS_LOOKUP:.0%} of funding@{clients}"] = (
+                point["rps"]["median"] >= HEALTH_VS_LOOKUP * lookup["rps"]["median"]
+            )
+            checks[f"health@{clients} answered 200"] = point["non_200"] == 0
+    return checks, like_for_like
+
+
 def run(env: Env) -> dict[str, Any]:
     """Every point, ``api_reps`` times."""
     p = env.profile
@@ -171,25 +199,7 @@ def run(env: Env) -> dict[str, Any]:
             "reps": p.api_reps,
         }
 
-    checks: dict[str, bool] = {}
-    for n, p99_anchor in ORIGINAL_P99_MS.items():
-        point = points.get(f"funding@{n}")
-        if point is None:
-            continue
-        checks[f"funding@{n} rps >= {2 * ORIGINAL_RPS:,.0f}"] = (
-            point["rps"]["median"] >= 2 * ORIGINAL_RPS
-        )
-        p99, basis = _checked_p99(point)
-        checks[f"funding@{n} p99 ({basis}) <= {p99_anchor / 2:g} ms"] = p99 <= p99_anchor / 2
-        checks[f"funding@{n} no errors"] = point["errors"] == 0 and point["non_200"] == 0
-    for key, point in points.items():
-        kind, _, clients = key.partition("@")
-        lookup = points.get(f"funding@{clients}")
-        if kind == "health" and lookup is not None:
-            checks[f"health@{clients} >= {HEALTH_VS_LOOKUP:.0%} of funding@{clients}"] = (
-                point["rps"]["median"] >= HEALTH_VS_LOOKUP * lookup["rps"]["median"]
-            )
-            checks[f"health@{clients} answered 200"] = point["non_200"] == 0
+    checks, like_for_like = _checks(points)
     head = points.get("funding@8")
     value = head["rps"]["median"] if head else None
 
@@ -197,8 +207,11 @@ def run(env: Env) -> dict[str, Any]:
     for key, point in points.items():
         kind, _, clients = key.partition("@")
         rps, p50, p99 = point["rps"], point["p50_ms"], point["p99_ms"]
+        client_mark = ""
         if kind == "funding" and int(clients) in ORIGINAL_P99_MS:
             target = f">= 8,400/s, p99 <= {ORIGINAL_P99_MS[int(clients)] / 2:g} ms"
+            half = ORIGINAL_P99_MS[int(clients)] / 2
+            client_mark = f"(like the original's: {'met' if p99['median'] <= half else 'MISSED'})"
             anchor = f"4,200/s, p99 {ORIGINAL_P99_MS[int(clients)]:g} ms"
             ratio = f"{rps['median'] / ORIGINAL_RPS:.2f}x orig"
         elif kind == "health":
@@ -222,7 +235,7 @@ def run(env: Env) -> dict[str, Any]:
             [
                 "    latency as seen by the client p50 / p99",
                 f"{fmt(p50['median'])} / {fmt(p99['median'])} ms",
-                "",
+                client_mark,
                 "",
                 "",
                 "",
@@ -281,6 +294,12 @@ def run(env: Env) -> dict[str, Any]:
             "points": points,
             "daemon_cpu_cores_without_http_load": rounded(idle_cores),
             "checks": checks,
+            "client_observed_checks": like_for_like,
+            "client_observed_checks_note": (
+                "the original's p99 figures were taken as a client saw them; these checks use "
+                "that basis, are reported and do not decide pass/fail (the load generator's own "
+                "delays on the CPU it shares with the simulator are in them)"
+            ),
             "p99_basis": (
                 "the response's arrival on the client's socket (kernel receive time)"
                 if all(_stamped(p) for p in points.values())
@@ -291,6 +310,12 @@ def run(env: Env) -> dict[str, Any]:
         rows=rows,
         notes=[
             f"api: missed {', '.join(failed)}" if failed else "api: every check met",
+            (
+                "api, p99 as the original measured it (client-observed, reported only): missed "
+                + ", ".join(k for k, good in like_for_like.items() if not good)
+                if not all(like_for_like.values())
+                else "api, p99 as the original measured it (client-observed): met"
+            ),
             (
                 f"api: {p.api_reps} x {p.api_duration_s:g} s per point; the daemon's threads share "
                 "one GIL with its feeds, so figures from short windows (quick mode) are higher "

@@ -16,9 +16,10 @@ Injections (nothing in the actors is changed; each makes the actor's own thread 
 - every other child (store, poster, REST gateway, HTTP API, volume scanner, a kline shard):
   pykka's ``ProxyCall`` to ``on_receive()`` without its argument (TypeError).
 
-Serving again (judged against the target): the API answered ``GET /funding/BTCUSDT`` with 200
-on a new connection; a feed's new WebSocket connection is open; any other actor is running (it
-answered a ``Ping``, so it handles whatever arrives from then on). "Next frame applied" (cache,
+Serving again (judged against the target on the slowest of all the crashes): the API answered
+``GET /funding/BTCUSDT`` with 200 on a new connection; a feed's new WebSocket connection is
+open; any other actor is running (it answered a ``Ping``, so it handles whatever arrives from
+then on). "Next frame applied" (cache,
 market feed) adds the wait for the exchange's next push.
 
 Ticks missed, per crash, from the injection until 0.3 s after the actor served again:
@@ -60,7 +61,7 @@ FRESHNESS_LIMIT_S = 1.0
 SETTLE_S = 0.3
 TARGET = {
     "text": "serving again <= 100 ms + backoff; siblings see no gap (0 missed ticks)",
-    "metric": "worst_median_serving_minus_backoff_ms",
+    "metric": "worst_serving_minus_backoff_ms",
     "op": "<=",
     "value": 100.0,
     "sibling_missed_ticks": 0,
@@ -241,8 +242,9 @@ def run(env: Env) -> dict[str, Any]:
         missed = sum(r["sibling_missed_ticks"] for r in runs)
         misses += missed
         over = summary(overhead, scale=1e3)
-        if over["median"] is not None and over["median"] > worst:
-            worst, worst_actor = over["median"], actor
+        # every crash must meet the target, not the typical one: judged on each actor's worst
+        if over["max"] is not None and over["max"] > worst:
+            worst, worst_actor = over["max"], actor
         prod = backoff.get(actor, {})
         per_actor[actor] = {
             "injected": runs[0]["injected"],
@@ -276,7 +278,7 @@ def run(env: Env) -> dict[str, Any]:
     return ok(
         number=7,
         title=TITLE,
-        metric="worst actor's median time to serve again, minus the restart backoff",
+        metric="slowest single restart: time to serve again, minus the restart backoff",
         unit="ms",
         value=rounded(worst),
         target=TARGET,
