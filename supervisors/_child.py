@@ -41,6 +41,8 @@ class ChildRecord:
     generation: int = 0
     want_start: bool = True
     waiting_backoff: bool = False
+    stop_queued: bool = False
+    """The living incarnation is queued to stop (a restart decided on it; health: stopping)."""
     ended_abnormally: bool = False
     dead_since: float | None = None
     running_since: float | None = None
@@ -68,7 +70,7 @@ class ChildRecord:
     def state(self) -> ChildState:
         """The health state (see :data:`messages.control.ChildState`)."""
         if self.ref is not None:
-            return self.phase
+            return "stopping" if self.stop_queued else self.phase
         if self.want_start:
             return "backoff"
         return "failed" if self.ended_abnormally else "stopped"
@@ -91,6 +93,7 @@ class ChildRecord:
         self.cancel_timers()
         self.ref = None
         self.dead_since = None
+        self.stop_queued = False
 
     def note_crash(self, payload: bytes | None, *, redelivered: bool) -> bool:
         """Poison-message accounting for a crash on ``payload`` (an encoded message).

@@ -103,6 +103,7 @@ class ChildTable:
 
     def queue_stop(self, child: ChildRecord) -> None:
         """Add ``child`` to the stop queue (once)."""
+        child.stop_queued = True
         if child not in self.to_stop:
             self.to_stop.append(child)
 
@@ -112,6 +113,7 @@ class ChildTable:
 
     def stop_done(self, child: ChildRecord) -> None:
         """``child``'s incarnation is gone; take it off the queue."""
+        child.stop_queued = False
         if child in self.to_stop:
             self.to_stop.remove(child)
 
@@ -120,7 +122,7 @@ class ChildTable:
         while self.to_stop:
             head = self.to_stop[0]
             if head.ref is None:
-                self.to_stop.pop(0)
+                self.to_stop.pop(0).stop_queued = False
                 continue
             return None if head.phase == "stopping" else head
         return None

@@ -58,7 +58,9 @@ it is worth it. The supervisor gives it once more to the next incarnation, wrapp
 drops it, logs it and counts it. Override :meth:`redeliverable` to return ``False`` for data
 that is worthless a second later (market ticks): those are simply lost with the incarnation,
 like every other ``tell`` still queued in a crashed incarnation's inbox (pykka drops them; the
-``ask`` callers among them get ``ActorDeadError``).
+``ask`` callers among them get ``ActorDeadError``). One exception: the ``Tick`` of an aligned
+timer (:meth:`start_timer`) lost that way is delivered again, late, once the next incarnation
+starts that timer again.
 
 **Addressing.** The constructor registers the new incarnation under its name in the tree's
 :class:`~supervisors.registry.NameRegistry` before its thread starts, so peers reach it by name
@@ -75,7 +77,15 @@ from loguru import logger
 
 from messages._base import Message
 from messages.codec import decode, encode
-from messages.control import ChildFailed, ChildStarted, Ping, Pong, Progress, Redelivered
+from messages.control import (
+    ChildFailed,
+    ChildStarted,
+    Ping,
+    Pong,
+    Progress,
+    Redelivered,
+    Tick,
+)
 from messages.errors import CodecError, SupervisionError
 from messages.types import TimestampMs
 from supervisors.context import ChildContext
@@ -147,6 +157,8 @@ class SupervisedActor(pykka.ThreadingActor):
         self._handling_redelivered = False
         self._finished = False
         self._last_progress_sent = -math.inf
+        self._ticks_taken: dict[str, int] = {}
+        """Timer name -> ``scheduled_ms`` of the last of its ticks taken from the inbox."""
         # Registered before the thread exists, so the name resolves to this incarnation from
         # its very first on_start line (a peer may answer on_start's request by name).
         self._context.registry.register(self.name, self.actor_ref)
@@ -236,7 +248,10 @@ class SupervisedActor(pykka.ThreadingActor):
 
         ``aligned=True`` aligns the ticks to the epoch (``period_s=300`` fires at :00, :05, …;
         ``period_s=3600, offset_s=1800`` at :30). The timer is cancelled when this incarnation
-        stops; a restarted actor starts its timers again in ``on_start``.
+        stops; a restarted actor starts its timers again in ``on_start``. An aligned timer then
+        continues the previous incarnation's schedule: slots that fell due while the actor was
+        down (an hourly tick during the restart) come first, late (``Tick.late``), instead of
+        being skipped; the schedule is keyed by this actor's path and the timer's name.
 
         Raises:
             RuntimeError: if the actor has no timer service (standalone without one).
@@ -247,7 +262,13 @@ class SupervisedActor(pykka.ThreadingActor):
         ref = self.actor_ref
         if aligned:
             return timers.aligned(
-                timer, ref, period_s=period_s, offset_s=offset_s, owner=ref, catch_up=catch_up
+                timer,
+                ref,
+                period_s=period_s,
+                offset_s=offset_s,
+                owner=ref,
+                catch_up=catch_up,
+                resume_key=self.path,
             )
         return timers.interval(timer, ref, period_s=period_s, owner=ref, catch_up=catch_up)
 
@@ -274,6 +295,10 @@ class SupervisedActor(pykka.ThreadingActor):
                 return None
         self._handling = message
         self._handling_redelivered = redelivered
+        if isinstance(message, Tick):
+            # Taken, even if its handler crashes (then it is redelivered, or not, as a poison
+            # message); ticks still queued behind it are owed to the next incarnation.
+            self._ticks_taken[message.timer] = message.scheduled_ms
         try:
             result = super()._handle_receive(message)
         except Exception:
@@ -328,7 +353,7 @@ class SupervisedActor(pykka.ThreadingActor):
             return
         self._finished = True
         if self._context.timers is not None:
-            self._context.timers.cancel_owned_by(self.actor_ref)
+            self._context.timers.cancel_owned_by(self.actor_ref, taken=self._ticks_taken)
         close_error: BaseException | None = None
         try:
             self._close()

@@ -10,12 +10,16 @@ order (``-`` means "none" or "not applicable")::
     abandoned=0 failure=ConnectionResetError@receive failure_age=12m03s
     failure_msg="[Errno 104] Connection reset by peer"
 
-(one line in the log; wrapped here.) Reading it:
+(one line in the log; wrapped here.) A supervisor logs one per child every
+``health_log_interval_s``, and on every restart one for each child the restart takes down: the
+failed child (usually ``state=backoff``) and, under ``rest_for_one``, each later sibling
+(``state=stopping``). The same data is available as a reply: ``HealthQuery`` (ask) to a
+supervisor, or ``RootHandle.health()``, returns the nested ``HealthReport``. Reading it:
 
 - ``root/market/feed``: the child's path from the root supervisor;
 - ``state``: ``starting`` (waiting for its start handshake), ``running``, ``backoff`` (waiting
-  to be restarted), ``stopping``, ``stopped`` (ended normally, not restarted) or ``failed``
-  (ended abnormally, not restarted);
+  to be restarted), ``stopping`` (asked, or queued by a restart, to stop), ``stopped`` (ended
+  normally, not restarted) or ``failed`` (ended abnormally, not restarted);
 - ``gen``: the incarnation (1 = first start; each restart adds 1);
 - ``up``: how long the current incarnation has been running;
 - ``restarts``: restarts since the supervisor started (siblings restarted by ``rest_for_one``

@@ -113,6 +113,8 @@ class RootHandle:
         )
         if self._owns_timers:
             self.timers.stop()
+        else:  # a shared service: the tree's aligned schedules are not owed to anyone now
+            self.timers.forget_slots(self.name)
         self.registry.release(self.name, _HANDLE_OWNER)
         with self._cond:
             self._done.set()

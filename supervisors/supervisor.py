@@ -24,7 +24,11 @@ effects on the children in :mod:`supervisors._incarnations`.
 5. **Poison messages.** The message that crashed a child is given once more to the next
    incarnation; crashing that one too, it is dropped, logged and counted.
 6. **Health.** ``HealthQuery`` (ask) returns a nested ``HealthReport``; one line per child is
-   logged every ``health_log_interval_s`` and on every restart.
+   logged every ``health_log_interval_s``, and on every restart one line for each child the
+   restart takes down (the failed one, and its later siblings under ``rest_for_one``).
+7. **Ending for good.** A child that will not be restarted takes its timers along: timers
+   addressed to its name (or a name in its subtree) are cancelled, and the aligned schedules
+   kept for its next incarnation are forgotten.
 """
 
 from __future__ import annotations
@@ -347,23 +351,41 @@ class Supervisor(SupervisedActor):
             self._log.info("{} ended ({}) during shutdown", path, why)
             return
         if not self._table.comes_back(child, abnormal=abnormal):
-            child.want_start = False
-            child.pending_redelivery = None
             if still_alive:
                 self._table.queue_stop(child)
+            self._ended_for_good(child)
             self._log.info("{} ended ({}); {}, not restarted", path, why, child.spec.restart)
             return
         if not self._intensity.record(now):
             self._give_up(path, why)
         later = self._table.condemn(child)
+        taken = [sibling for sibling in later if sibling.alive or sibling.want_start]
+        for sibling in taken:
+            if not sibling.want_start:
+                self._ended_for_good(sibling)  # temporary: stopped with the rest, for good
         delay = child.backoff.next_delay(now=now, running_since=child.running_since)
         self._do.schedule_restart(child, delay)
-        also = f" with {', '.join(s.name for s in later)}" if later else ""
+        also = f" with {', '.join(s.name for s in taken)}" if taken else ""
         self._log.warning(
             "{} {}; restart #{}{} in {:.2f} s", path, why, child.restarts, also, delay
         )
-        line = format_health_line(child.health(now=now), path=path, now_ms=self.clock.time_ms())
-        self._log.info("{}", line)
+        now_ms = self.clock.time_ms()
+        for record in (child, *taken):
+            self._log_child_health(record, now=now, now_ms=now_ms)
+
+    def _ended_for_good(self, child: ChildRecord) -> None:
+        """``child`` will not be started again: drop what was kept for its next incarnation."""
+        child.want_start = False
+        child.pending_redelivery = None
+        timers = self._timer_service
+        cancelled = sum(timers.cancel_targeting(name) for name in _subtree_names(child.spec))
+        if cancelled:
+            self._log.info(
+                "{} ended for good; {} timer(s) addressed to it cancelled",
+                self._do.path_of(child),
+                cancelled,
+            )
+        timers.forget_slots(self._do.path_of(child))
 
     def _give_up(self, path: str, why: str) -> NoReturn:
         limit = (
@@ -424,11 +446,23 @@ class Supervisor(SupervisedActor):
     def _log_health(self) -> None:
         now, now_ms = self.clock.monotonic(), self.clock.time_ms()
         for child in self._table:
-            line = format_health_line(
-                child.health(now=now), path=self._do.path_of(child), now_ms=now_ms
-            )
-            self._log.info("{}", line)
+            self._log_child_health(child, now=now, now_ms=now_ms)
+
+    def _log_child_health(self, child: ChildRecord, *, now: float, now_ms: int) -> None:
+        line = format_health_line(
+            child.health(now=now), path=self._do.path_of(child), now_ms=now_ms
+        )
+        self._log.info("{}", line)
 
     def _verdict(self, error_type: str, reason: str, phase: FailurePhase) -> FailureInfo:
         at_ms = TimestampMs(self.clock.time_ms())
         return FailureInfo(error_type=error_type, error_message=reason, at_ms=at_ms, phase=phase)
+
+
+def _subtree_names(spec: ChildSpec) -> list[str]:
+    """``spec``'s name and, for a supervisor, every name in its subtree (spec order)."""
+    names = [spec.name]
+    if issubclass(spec.actor_class, Supervisor):
+        for child in spec.kwargs.get("children", ()):
+            names.extend(_subtree_names(child))
+    return names

@@ -12,7 +12,8 @@ Kinds of timer:
   Binance server time when a :class:`~supervisors.clock.ServerTimeOffset` is given):
   ``period_s=300`` fires at :00, :05, :10 …; ``period_s=3600, offset_s=1800`` at :30 past every
   hour; ``period_s=3600`` at the top of every hour. The first slot is the first one strictly
-  after creation, so an actor restarted on a slot does not get that slot twice;
+  after creation, so an actor restarted on a slot does not get that slot twice, unless the
+  timer continues an earlier incarnation's (see below);
 - **once**: one arbitrary message after a delay (supervisors use it for their deadlines).
 
 **Missed slots are never skipped silently.** After a stall (or a wall-clock jump forward) each
@@ -24,10 +25,26 @@ through both. Two limits keep a long suspend from flooding an actor: a timer cre
 is counted in the first delivered tick's ``skipped``). A tick is ``late`` when it is sent more
 than ``min(late_tolerance_s, period / 2)`` after its slot.
 
+**Nor across a restart.** An aligned timer created with a ``resume_key`` (``SupervisedActor.
+start_timer`` passes the actor's path) continues the schedule of the last timer made under the
+same key and timer name by *another* owner that has since ended (the previous incarnation),
+if it had the same period and offset: the slots that fell due after that one's last tick (the
+07:00 slot of an hourly timer whose actor crashed at 06:59:59 and came back at 07:00:02) are
+delivered at once, late and oldest first, under the same two limits, then the schedule goes
+on. "Last tick" is the last one the old incarnation took from its inbox when it says so
+(``cancel_owned_by(..., taken=...)``, as ``SupervisedActor`` does), else the last one told.
+The memory is per service; :meth:`TimerService.forget_slots` drops a subtree's (a supervisor
+calls it when a child ends for good), and cancelling a timer by its handle drops that timer's
+(a timer stopped on purpose owes nothing).
+
 Addressing: a target is an actor *name* (looked up in the :class:`NameRegistry` at every fire,
-so it survives restarts) or an ``ActorRef`` (one incarnation). A timer with an ``owner`` is
-cancelled as soon as the owner is found dead, and :class:`~supervisors.actor.SupervisedActor`
-cancels the timers it owns when it stops, so timers die with the incarnation that made them.
+so it survives restarts; a tick that finds nobody under the name is counted there as
+undelivered) or an ``ActorRef`` (one incarnation). A timer with an ``owner`` is cancelled as
+soon as the owner is found dead, and :class:`~supervisors.actor.SupervisedActor` cancels the
+timers it owns when it stops, so timers die with the incarnation that made them. A timer
+addressed to a name outlives the incarnations behind it, and is cancelled only when its owner
+dies, by its handle, or by :meth:`TimerService.cancel_targeting` (a supervisor calls it when a
+child ends for good).
 """
 
 from __future__ import annotations
@@ -46,6 +63,8 @@ from messages.types import TimestampMs
 from supervisors.clock import SystemClock
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pykka import ActorRef
 
     from supervisors.clock import Clock, ServerTimeOffset
@@ -77,9 +96,19 @@ class _Timer:
     catch_up: bool
     message: Any = None
     next_slot: int = 0
+    """The first slot not yet told (slots before it were sent, or folded into ``skipped``)."""
+    resume_key: tuple[str, str] | None = None
+    """(resume key, timer name) for aligned timers that continue across incarnations."""
 
     def slot_at(self, k: int) -> float:
         return self.origin + k * self.period
+
+    def slots_through(self, taken: Mapping[str, int]) -> int:
+        """How many of this timer's slots are at or before ``taken[name]`` (0 if absent)."""
+        last = taken.get(self.name)
+        if last is None or last < self.origin:
+            return 0
+        return math.floor((last - self.origin) / self.period + _EPSILON) + 1
 
     def due_count(self, now: float) -> int:
         first = self.slot_at(self.next_slot)
@@ -144,6 +173,8 @@ class TimerService:
         self._max_wait_s = max_wait_s
         self._ids = itertools.count(1)
         self._timers: dict[int, _Timer] = {}
+        self._slots: dict[tuple[str, str], _Timer] = {}
+        """The last aligned timer made under each resume key: where its schedule got to."""
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -167,6 +198,7 @@ class TimerService:
         self._wake.set()
         with self._cond:
             self._timers.clear()
+            self._slots.clear()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -214,8 +246,15 @@ class TimerService:
         offset_s: float = 0.0,
         owner: ActorRef[Any] | None = None,
         catch_up: bool = True,
+        resume_key: str | None = None,
     ) -> TimerHandle:
-        """Tick ``target`` at every ``k * period_s + offset_s`` seconds since the epoch."""
+        """Tick ``target`` at every ``k * period_s + offset_s`` seconds since the epoch.
+
+        With a ``resume_key`` (an actor's path) and an ``owner``, the timer continues the
+        schedule of the previous owner's timer of the same key, name, period and offset: the
+        slots that owner never got (or never took from its inbox, when :meth:`cancel_owned_by`
+        was told) are delivered first, late (see the module docstring).
+        """
         period_ms = round(period_s * 1000)
         offset_ms = round(offset_s * 1000)
         if period_ms <= 0:
@@ -223,7 +262,10 @@ class TimerService:
         if not 0 <= offset_ms < period_ms:
             raise ValueError("offset_s must be in [0, period_s)")
         origin = next_aligned_ms(self._aligned_now_ms(), period_ms, offset_ms)
-        return self._add(_Timer(0, timer, target, owner, "aligned", period_ms, origin, catch_up))
+        made = _Timer(0, timer, target, owner, "aligned", period_ms, origin, catch_up)
+        if resume_key is not None:
+            made.resume_key = (resume_key, timer)
+        return self._add(made)
 
     def once(
         self,
@@ -240,17 +282,59 @@ class TimerService:
         return self._add(timer)
 
     def cancel(self, timer_id: int) -> None:
-        """Stop one timer (unknown ids are ignored)."""
+        """Stop one timer on purpose (unknown ids are ignored).
+
+        Its place in an aligned schedule is forgotten: a later incarnation's timer of the same
+        name starts afresh instead of catching up.
+        """
         with self._cond:
             self._timers.pop(timer_id, None)
+            for key in [k for k, t in self._slots.items() if t.id == timer_id]:
+                del self._slots[key]
 
-    def cancel_owned_by(self, owner: ActorRef[Any]) -> int:
-        """Stop every timer owned by ``owner``; returns how many there were."""
+    def cancel_owned_by(
+        self, owner: ActorRef[Any], *, taken: Mapping[str, int] | None = None
+    ) -> int:
+        """Stop every timer owned by ``owner`` (an incarnation that ended); how many there were.
+
+        Their places in aligned schedules are kept for the owner's next incarnation. ``taken``
+        maps a timer name to the ``scheduled_ms`` of the last tick of it the owner took from
+        its inbox: later slots, told but still queued when it died (and lost with its inbox),
+        are owed to the next incarnation too. Without it, a told tick counts as delivered.
+        """
         with self._cond:
             ids = [t.id for t in self._timers.values() if t.owner is owner]
             for timer_id in ids:
                 del self._timers[timer_id]
+            if taken is not None:
+                for timer in self._slots.values():
+                    if timer.owner is owner:
+                        timer.next_slot = min(timer.next_slot, timer.slots_through(taken))
         return len(ids)
+
+    def cancel_targeting(self, name: str) -> int:
+        """Stop every timer addressed to the name ``name``; returns how many there were."""
+        with self._cond:
+            ids = [
+                t.id
+                for t in self._timers.values()
+                if isinstance(t.target, str) and t.target == name
+            ]
+            for timer_id in ids:
+                del self._timers[timer_id]
+        return len(ids)
+
+    def forget_slots(self, path: str) -> int:
+        """Forget where the aligned schedules of ``path`` and everything below it got to.
+
+        For an actor that ended for good: a later actor at the same path starts its aligned
+        timers afresh. Returns how many schedules were forgotten.
+        """
+        with self._cond:
+            keys = [k for k in self._slots if k[0] == path or k[0].startswith(f"{path}/")]
+            for key in keys:
+                del self._slots[key]
+        return len(keys)
 
     def is_active(self, timer_id: int) -> bool:
         """Whether the timer ``timer_id`` is still scheduled."""
@@ -272,9 +356,43 @@ class TimerService:
                 # Late callers (an abandoned actor after shutdown) get a handle that never fires.
                 logger.debug("timer service stopped; timer {} not scheduled", timer.name)
                 return TimerHandle(self, timer.id, timer.name)
+            if timer.resume_key is not None:
+                self._resume(timer)
             self._timers[timer.id] = timer
         self._wake.set()
         return TimerHandle(self, timer.id, timer.name)
+
+    def _resume(self, timer: _Timer) -> None:
+        """Move an aligned ``timer``'s first slot back to its predecessor's first untold one.
+
+        Called with the lock held, before ``timer`` is scheduled.
+        """
+        assert timer.resume_key is not None
+        previous = self._slots.get(timer.resume_key)
+        self._slots[timer.resume_key] = timer
+        if (
+            previous is None
+            or previous.owner is None
+            or previous.owner is timer.owner
+            or previous.period != timer.period
+            or (previous.origin - timer.origin) % timer.period != 0
+        ):
+            return
+        if previous.id in self._timers:
+            if previous.owner.is_alive():
+                return  # an abandoned incarnation, still alive: it still gets its ticks
+            del self._timers[previous.id]
+        owed = previous.slot_at(previous.next_slot)
+        if owed >= timer.origin:
+            return
+        missed = round((timer.origin - owed) / timer.period)
+        logger.info(
+            "timer {} of {}: {} slot(s) owed by its last incarnation; delivering them late",
+            timer.name,
+            timer.resume_key[0],
+            missed,
+        )
+        timer.origin = owed
 
     # -- the scheduler thread ------------------------------------------------------------------
 
@@ -360,7 +478,7 @@ class TimerService:
 
     def _deliver(self, timer: _Timer, msg: Any) -> None:
         if timer.owner is not None and not timer.owner.is_alive():
-            self.cancel(timer.id)
+            self._not_told(timer, msg)
             return
         if isinstance(timer.target, str):
             assert self.registry is not None  # checked in _add
@@ -370,7 +488,14 @@ class TimerService:
             timer.target.tell(msg)
         except pykka.ActorDeadError:
             logger.debug("timer {}: target is dead; cancelled", timer.name)
-            self.cancel(timer.id)
+            self._not_told(timer, msg)
+
+    def _not_told(self, timer: _Timer, msg: Any) -> None:
+        """``msg`` found its owner or target dead: end the timer; a successor is owed the slot."""
+        with self._cond:
+            self._timers.pop(timer.id, None)
+            if isinstance(msg, Tick):
+                timer.next_slot = min(timer.next_slot, msg.sequence)
 
     def __repr__(self) -> str:
         return f"TimerService(clock={self.clock!r}, active={self.active})"

@@ -62,6 +62,11 @@ class ProbePoison(Message):
 
 
 @message
+class ProbeHang(Message):
+    """Block the handler on the script's ``hang_gate`` (a hung actor: its inbox waits)."""
+
+
+@message
 class ProbeVanish(Message):
     """Die without any hook running (sets ``actor_stopped`` directly): a silent death."""
 
@@ -114,6 +119,8 @@ class Script:
     fail_starts: int = 0
     hang_starts: int = 0
     exit_on_start: int = 0
+    exit_kind: str = "keyboard_interrupt"
+    """What ``exit_on_start`` raises (a :class:`ProbeCrash` kind)."""
     raise_in_close: int = 0
     flaky: int = 0
     start_gate: threading.Event | None = None
@@ -121,6 +128,8 @@ class Script:
     close_gate: threading.Event | None = None
     gate_first_start_only: bool = False
     timer_period_s: float | None = None
+    timer_aligned: bool = False
+    timer_offset_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, counter: str) -> bool:
@@ -151,9 +160,14 @@ class ProbeActor(SupervisedActor):
         if self.script.take("fail_starts"):
             raise RuntimeError("start failed")
         if self.script.take("exit_on_start"):
-            raise KeyboardInterrupt
+            raise _exception(self.script.exit_kind)
         if self.script.timer_period_s is not None:
-            self.start_timer("probe", period_s=self.script.timer_period_s)
+            self.start_timer(
+                "probe",
+                period_s=self.script.timer_period_s,
+                aligned=self.script.timer_aligned,
+                offset_s=self.script.timer_offset_s,
+            )
         self.journal.add("started", self.name, self.generation)
 
     def on_receive(self, message: Any) -> Any:
@@ -174,6 +188,10 @@ class ProbeActor(SupervisedActor):
             case ProbePoison(n=n):
                 self.journal.add("poisoned", self.name, self.generation, n)
                 raise ValueError(f"poison {n}")
+            case ProbeHang():
+                self.journal.add("hang", self.name, self.generation)
+                assert self.script.hang_gate is not None
+                self.script.hang_gate.wait(WAIT * 2)
             case ProbeVanish():
                 self.journal.add("vanish", self.name, self.generation)
                 self.actor_stopped.set()

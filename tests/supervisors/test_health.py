@@ -11,7 +11,7 @@ NOW_MS = 1_773_900_000_000
 
 
 def test_the_report_shows_state_uptime_restarts_failure_and_progress_nested(
-    trees, journal, fake_clock
+    trees, journal, fake_clock, logs
 ):
     inner = Supervisor.spec("inner", children=[probe("leaf", journal)], health_log_interval_s=None)
     handle = trees(
@@ -22,7 +22,7 @@ def test_the_report_shows_state_uptime_restarts_failure_and_progress_nested(
     handle.registry.tell("feed", ProbeProgress())
     handle.registry.ask("feed", Ping(), timeout=WAIT)
     handle.registry.tell("once", ProbeCrash())
-    assert journal.wait_for("close", "once")
+    assert logs.wait_for("root/once ended (RuntimeError@receive); temporary, not restarted")
     fake_clock.advance(12)
     report = handle.health(timeout=WAIT)
     feed, once, sub = report.children
@@ -68,6 +68,45 @@ def test_a_health_line_is_logged_on_every_restart(trees, journal, logs):
         'failure=RuntimeError@receive failure_age=0.0s failure_msg="boom"'
     )
     assert logs.wait_for("root/a RuntimeError@receive; restart #1 in 0.00 s")
+
+
+def test_a_rest_for_one_restart_logs_a_health_line_for_every_child_it_takes_down(
+    trees, journal, logs
+):
+    handle = trees(
+        root(
+            [
+                probe("a", journal),
+                probe("b", journal),
+                probe("c", journal),
+                probe("d", journal, restart="temporary"),
+            ],
+            strategy="rest_for_one",
+        )
+    )
+    handle.registry.tell("b", ProbeCrash())
+    assert logs.wait_for("root/b RuntimeError@receive; restart #1 with c, d in 0.00 s")
+    assert logs.wait_for("health root/d ")  # the decision's lines: b's, then c's, then d's
+    b_line = (
+        "health root/b state=backoff gen=1 up=- restarts=1 progress=- dropped=0 abandoned=0 "
+        'failure=RuntimeError@receive failure_age=0.0s failure_msg="boom"'
+    )
+    assert logs.matching("health root/b ") == [b_line]
+    tail = "progress=- dropped=0 abandoned=0 failure=- failure_age=- failure_msg=-"
+    [c_line] = logs.matching("health root/c ")
+    assert c_line.startswith("health root/c state=stopping gen=1 up=")
+    assert c_line.endswith(f" restarts=1 {tail}")
+    [d_line] = logs.matching("health root/d ")
+    assert d_line.startswith("health root/d state=stopping gen=1 up=")
+    assert d_line.endswith(f" restarts=0 {tail}"), "temporary: stopped for good, not restarted"
+    assert logs.matching("health root/a ") == [], "a is not touched by b's restart"
+    assert journal.wait_for("started", "c", count=2)
+    assert {c.name: c.state for c in handle.health(timeout=WAIT).children} == {
+        "a": "running",
+        "b": "running",
+        "c": "running",
+        "d": "stopped",
+    }
 
 
 def test_durations_read_as_compact_human_text():

@@ -1,4 +1,4 @@
-"""Restarts on the real clock: every death path, backoff, strategies and restart types."""
+"""Restarts: every death path, backoff (real and fake clock), strategies and restart types."""
 
 from __future__ import annotations
 
@@ -30,30 +30,45 @@ def health_of(handle, name):
     return {c.name: c for c in handle.health(timeout=WAIT).children}[name]
 
 
-def kill(handle, journal, name, how):
-    """Make ``name`` die the way ``how`` says; return the instant its death began."""
+def kill(handle, name, how):
+    """Make ``name`` die the way ``how`` says; return the instant its death began.
+
+    ``stop_error`` is a normal stop whose ``_close`` raises (the script must say so); every
+    other ``how`` is a :class:`ProbeCrash` kind.
+    """
     ref = handle.registry.get(name)
     assert ref is not None
     started = time.monotonic()
-    match how:
-        case "stop_error":
-            ref.tell(ProbeStopSelf())
-        case "start_error":
-            ref.tell(ProbeCrash())  # the next on_start fails (script), the one after succeeds
-        case _:
-            ref.tell(ProbeCrash(kind=how))
+    if how == "stop_error":
+        ref.tell(ProbeStopSelf())
+    else:
+        ref.tell(ProbeCrash(kind=how))
     return started
 
 
+def settle(handle, clock, seconds):
+    """Advance the fake clock; every due tick is told and the root has handled it."""
+    clock.advance(seconds)
+    assert handle.timers.settle(WAIT)
+    handle.ref.ask(Ping(), timeout=WAIT)
+
+
 @pytest.mark.parametrize(
-    "how", ["exception", "system_exit", "keyboard_interrupt", "base_exception", "stop_error"]
+    ("how", "failure"),
+    [
+        ("exception", "RuntimeError@receive"),
+        ("system_exit", "SystemExit@receive"),
+        ("keyboard_interrupt", "KeyboardInterrupt@receive"),
+        ("base_exception", "BaseException@receive"),
+        ("stop_error", "OSError@stop"),
+    ],
 )
 def test_each_death_path_is_detected_and_the_child_restarted_within_100_ms(
-    trees, journal, script, how
+    trees, journal, script, how, failure
 ):
     script.raise_in_close = 1 if how == "stop_error" else 0
     handle = trees(root([probe("worker", journal, script)]))
-    died_at = kill(handle, journal, "worker", how)
+    died_at = kill(handle, "worker", how)
     assert journal.wait_for("started", "worker", count=2)
     (restarted_at, event), *_ = journal.timed("start", "worker")[1:]
     assert event[2] == 2
@@ -61,13 +76,13 @@ def test_each_death_path_is_detected_and_the_child_restarted_within_100_ms(
     worker = health_of(handle, "worker")
     assert worker.restarts == 1
     assert worker.state == "running"
-    assert worker.last_failure is not None
+    assert f"{worker.last_failure.error_type}@{worker.last_failure.phase}" == failure
 
 
 def test_a_failing_on_start_is_detected_and_retried_within_100_ms(trees, journal, script):
     handle = trees(root([probe("worker", journal, script)]))
     script.fail_starts = 1
-    kill(handle, journal, "worker", "exception")
+    kill(handle, "worker", "exception")
     assert journal.wait_for("started", "worker", count=2)
     starts = journal.timed("start", "worker")
     failed_start_at, restarted_at = starts[1][0], starts[2][0]
@@ -78,13 +93,61 @@ def test_a_failing_on_start_is_detected_and_retried_within_100_ms(trees, journal
     assert worker.restarts == 2
 
 
+@pytest.mark.parametrize(
+    ("kind", "error_type"),
+    [
+        ("system_exit", "SystemExit"),
+        ("base_exception", "BaseException"),
+        ("keyboard_interrupt", "KeyboardInterrupt"),
+    ],
+)
+def test_a_base_exception_in_on_start_stops_only_that_child_and_is_retried_within_100_ms(
+    trees, journal, script, kind, error_type
+):
+    handle = trees(root([probe("other", journal), probe("worker", journal, script)]))
+    script.exit_on_start, script.exit_kind = 1, kind
+    kill(handle, "worker", "exception")
+    assert journal.wait_for("started", "worker", count=2)
+    starts = journal.timed("start", "worker")
+    assert [e[2] for _, e in starts] == [1, 2, 3]
+    assert starts[2][0] - starts[1][0] < RESTART_BUDGET_S
+    assert journal.generations("started", "worker") == [1, 3]
+    assert journal.generations("close", "worker") == [1, 2], "the failed start was cleaned up"
+    worker = health_of(handle, "worker")
+    assert (worker.last_failure.error_type, worker.last_failure.phase) == (error_type, "start")
+    assert (worker.state, worker.restarts) == ("running", 2)
+    assert handle.registry.ask("other", Ping(), timeout=WAIT).generation == 1
+    assert handle.ref.is_alive()
+
+
 def test_a_restart_waits_for_its_backoff_and_not_much_longer(trees, journal):
     backoff = BackoffPolicy(initial_s=0.2, max_s=1.0, jitter=0.0)
     handle = trees(root([probe("worker", journal, backoff=backoff)]))
-    died_at = kill(handle, journal, "worker", "exception")
+    died_at = kill(handle, "worker", "exception")
     assert journal.wait_for("started", "worker", count=2)
     restarted_at = journal.timed("start", "worker")[1][0]
-    assert 0.2 <= restarted_at - died_at < 0.2 + RESTART_BUDGET_S + 0.1
+    assert 0.2 <= restarted_at - died_at < 0.2 + RESTART_BUDGET_S
+
+
+def test_back_to_back_crashes_grow_the_jittered_backoff_and_a_healthy_run_resets_it(
+    trees, journal, fake_clock, logs
+):
+    backoff = BackoffPolicy(initial_s=0.1, max_s=30.0, jitter=0.2, reset_after_s=60.0)
+    handle = trees(
+        root([probe("worker", journal, backoff=backoff)], rand=lambda: 0.75),  # jitter: +10 %
+        clock=fake_clock,
+    )
+    crashes = [(0.0, 0.11), (0.0, 0.22), (0.0, 0.44), (60.0, 0.11)]  # (healthy run, delay)
+    for n, (healthy_s, delay) in enumerate(crashes, start=1):
+        settle(handle, fake_clock, healthy_s)
+        handle.registry.tell("worker", ProbeCrash())
+        assert logs.wait_for(f"root/worker RuntimeError@receive; restart #{n} in {delay:.2f} s")
+        settle(handle, fake_clock, delay * 0.9)
+        worker = health_of(handle, "worker")
+        assert (worker.state, worker.generation) == ("backoff", n), "not before its delay"
+        settle(handle, fake_clock, delay * 0.1 + 1e-6)
+        assert journal.wait_for("started", "worker", count=n + 1)
+    assert journal.generations("started", "worker") == [1, 2, 3, 4, 5]
 
 
 def test_siblings_keep_processing_while_a_child_is_in_a_crash_loop(trees, journal):
@@ -161,11 +224,11 @@ def test_rest_for_one_leaves_a_temporary_later_sibling_stopped(trees, journal):
     assert states == {"a": "running", "b": "stopped"}
 
 
-def test_a_transient_child_that_stops_normally_is_not_restarted(trees, journal):
+def test_a_transient_child_that_stops_normally_is_not_restarted(trees, journal, logs):
     handle = trees(root([probe("job", journal, restart="transient"), probe("other", journal)]))
     handle.registry.tell("job", ProbeStopSelf())
-    assert journal.wait_for("close", "job")
-    handle.ref.ask(Ping(), timeout=WAIT)  # the supervisor has handled the exit report
+    # Logged by the supervisor once it has handled the exit report and decided.
+    assert logs.wait_for("root/job ended (stopped normally); transient, not restarted")
     job = health_of(handle, "job")
     assert job.state == "stopped"
     assert job.restarts == 0
@@ -178,11 +241,10 @@ def test_a_transient_child_that_crashes_is_restarted(trees, journal):
     assert journal.wait_for("started", "job", count=2)
 
 
-def test_a_temporary_child_is_never_restarted(trees, journal):
+def test_a_temporary_child_is_never_restarted(trees, journal, logs):
     handle = trees(root([probe("once", journal, restart="temporary")]))
     handle.registry.tell("once", ProbeCrash())
-    assert journal.wait_for("close", "once")
-    handle.ref.ask(Ping(), timeout=WAIT)
+    assert logs.wait_for("root/once ended (RuntimeError@receive); temporary, not restarted")
     once = health_of(handle, "once")
     assert once.state == "failed"
     assert once.last_failure.error_type == "RuntimeError"

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import threading
+
 import pykka
 import pytest
 
 from messages.control import Ping, Tick
 from supervisors import (
+    BackoffPolicy,
     ChildContext,
+    FakeClock,
     NameRegistry,
     ServerTimeOffset,
+    Supervisor,
     TimerService,
     next_aligned_ms,
 )
 
 from .conftest import TOP_OF_HOUR
-from .probes import WAIT, Journal, ProbeActor, ProbeWork, QueueTarget, Script
+from .probes import (
+    WAIT,
+    Journal,
+    ProbeActor,
+    ProbeCrash,
+    ProbeHang,
+    ProbeStopSelf,
+    ProbeWork,
+    QueueTarget,
+    Script,
+    probe,
+    root,
+)
 
 HOUR_MS = int(TOP_OF_HOUR * 1000)
+HOUR_S = 3600
 
 
 @pytest.fixture
@@ -249,3 +267,192 @@ def test_ticks_told_to_a_dead_ref_do_not_raise_in_the_scheduler(fake_clock, time
     timers.once(0, ref, Ping())
     assert timers.settle(WAIT)
     assert timers.running
+
+
+def hourly(timers, owner, key="root/scanner", **kwargs):
+    """An hourly aligned timer owned by (and ticking) ``owner``, continued under ``key``."""
+    return timers.aligned("hour", owner, period_s=HOUR_S, owner=owner, resume_key=key, **kwargs)
+
+
+def end_incarnation(timers, owner):
+    """What SupervisedActor._finish does: the owner is dead and its timers are cancelled."""
+    owner.alive = False
+    timers.cancel_owned_by(owner)
+
+
+def test_an_aligned_slot_missed_while_its_owner_was_down_goes_late_to_the_successor(
+    fake_clock, timers
+):
+    first = QueueTarget()
+    hourly(timers, first)
+    advance(fake_clock, timers, HOUR_S - 120 - 1)  # 06:59:59: the first incarnation dies
+    end_incarnation(timers, first)
+    advance(fake_clock, timers, 3)  # 07:00:02: the restart is done
+    second = QueueTarget()
+    hourly(timers, second)
+    assert timers.settle(WAIT)
+    assert first.drain() == []
+    [owed] = second.drain()
+    assert owed.scheduled_ms == HOUR_MS + 3_600_000
+    assert owed.fired_ms == HOUR_MS + 3_602_000
+    assert owed.late
+    advance(fake_clock, timers, HOUR_S - 2)  # 08:00: the schedule goes on, on time
+    [tick] = second.drain()
+    assert (tick.scheduled_ms, tick.fired_ms) == (HOUR_MS + 7_200_000, HOUR_MS + 7_200_000)
+    assert not tick.late
+
+
+def test_slots_owed_to_a_successor_respect_the_catch_up_limits(fake_clock):
+    timers = TimerService(fake_clock, max_catch_up=2).start()
+    try:
+        first, folding = QueueTarget(), QueueTarget()
+        five = {"period_s": 300, "resume_key": "root/scanner"}
+        timers.aligned("5m", first, owner=first, **five)
+        timers.aligned("5m-folded", folding, owner=folding, catch_up=False, **five)
+        assert timers.settle(WAIT)
+        end_incarnation(timers, first)
+        end_incarnation(timers, folding)
+        advance(fake_clock, timers, 16 * 60)  # 06:18: down through 06:05, 06:10 and 06:15
+        second, folded = QueueTarget(), QueueTarget()
+        timers.aligned("5m", second, owner=second, **five)
+        timers.aligned("5m-folded", folded, owner=folded, catch_up=False, **five)
+        assert timers.settle(WAIT)
+        ticks = second.drain()
+        assert [t.scheduled_ms - HOUR_MS for t in ticks] == [600_000, 900_000]
+        assert [(t.skipped, t.late) for t in ticks] == [(1, True), (0, True)]
+        [one] = folded.drain()
+        assert (one.scheduled_ms - HOUR_MS, one.skipped, one.late) == (900_000, 2, True)
+    finally:
+        timers.stop()
+
+
+def test_a_schedule_stopped_on_purpose_forgotten_or_changed_owes_nothing(fake_clock, timers):
+    cancelled, forgotten, kept, changed = (QueueTarget() for _ in range(4))
+    hourly(timers, cancelled, key="root/a").cancel()
+    hourly(timers, forgotten, key="root/inner/b")
+    hourly(timers, kept, key="root/inner-c")
+    timers.aligned("hour", changed, period_s=HOUR_S, offset_s=1800, owner=changed, resume_key="d")
+    for target in (cancelled, forgotten, kept, changed):
+        end_incarnation(timers, target)
+    assert timers.forget_slots("root/inner") == 1  # not root/inner-c: a path, not a prefix
+    advance(fake_clock, timers, HOUR_S)  # 07:02: the 07:00 slot passed while they were down
+    successors = {key: QueueTarget() for key in ("root/a", "root/inner/b", "root/inner-c", "d")}
+    for key, target in successors.items():
+        hourly(timers, target, key=key)
+    assert timers.settle(WAIT)
+    owed = {key: [t.scheduled_ms - HOUR_MS for t in t.drain()] for key, t in successors.items()}
+    assert owed == {"root/a": [], "root/inner/b": [], "root/inner-c": [3_600_000], "d": []}
+
+
+def test_a_tick_told_but_never_taken_from_the_inbox_is_owed_to_the_successor(fake_clock, timers):
+    lost, handled = QueueTarget(), QueueTarget()
+    five = {"period_s": 300, "resume_key": "root/scanner"}
+    timers.aligned("5m", lost, owner=lost, **five)
+    timers.aligned("5m-handled", handled, owner=handled, **five)
+    advance(fake_clock, timers, 180)  # 06:05: both told their tick
+    assert [len(lost.drain()), len(handled.drain())] == [1, 1]
+    lost.alive = handled.alive = False
+    timers.cancel_owned_by(lost, taken={})  # died before taking it from its inbox
+    timers.cancel_owned_by(handled, taken={"5m-handled": HOUR_MS + 300_000})
+    advance(fake_clock, timers, 60)  # 06:06: the successors start
+    lost_next, handled_next = QueueTarget(), QueueTarget()
+    timers.aligned("5m", lost_next, owner=lost_next, **five)
+    timers.aligned("5m-handled", handled_next, owner=handled_next, **five)
+    assert timers.settle(WAIT)
+    [again] = lost_next.drain()
+    assert (again.scheduled_ms - HOUR_MS, again.late) == (300_000, True)
+    assert handled_next.drain() == []
+
+
+def test_the_same_incarnation_starting_a_timer_again_gets_no_old_slots(fake_clock, timers):
+    owner = QueueTarget()
+    timers.cancel_owned_by(owner)  # nothing yet
+    first = hourly(timers, owner)
+    advance(fake_clock, timers, HOUR_S - 120 - 1)
+    timers.cancel_owned_by(owner)  # the owner itself stops its timers, alive
+    assert not first.active
+    advance(fake_clock, timers, 3)
+    hourly(timers, owner)
+    assert timers.settle(WAIT)
+    assert owner.drain() == []
+
+
+def test_cancel_targeting_stops_only_the_timers_addressed_to_that_name(fake_clock):
+    registry = NameRegistry()
+    timers = TimerService(fake_clock, registry=registry).start()
+    try:
+        gone, other = (
+            timers.interval("poll", "gone", period_s=1),
+            timers.interval("poll", "other", period_s=1),
+        )
+        assert timers.cancel_targeting("gone") == 1
+        assert (gone.active, other.active) == (False, True)
+        assert timers.cancel_targeting("gone") == 0
+    finally:
+        timers.stop()
+
+
+def test_an_hourly_slot_that_falls_in_a_childs_restart_reaches_its_next_incarnation_late(
+    trees, journal, logs
+):
+    clock = FakeClock(start=TOP_OF_HOUR + HOUR_S - 1)  # 06:59:59
+    script = Script(timer_period_s=HOUR_S, timer_aligned=True)
+    two_seconds = BackoffPolicy(initial_s=2.0, max_s=2.0, jitter=0.0)
+    handle = trees(root([probe("scanner", journal, script, backoff=two_seconds)]), clock=clock)
+    handle.registry.tell("scanner", ProbeCrash())
+    assert logs.wait_for("root/scanner RuntimeError@receive; restart #1 in 2.00 s")
+    advance(clock, handle.timers, 3)  # 07:00:02: the restart, after the 07:00 slot
+    assert journal.wait_for("started", "scanner", count=2)
+    assert journal.wait_for("tick", "scanner")
+    advance(clock, handle.timers, HOUR_S - 2)  # 08:00
+    assert journal.wait_for("tick", "scanner", count=2)
+    ticks = [(e[2], e[3].scheduled_ms - HOUR_MS, e[3].late) for e in journal.events("tick")]
+    assert ticks == [(2, 3_600_000, True), (2, 7_200_000, False)]
+
+
+def test_a_child_ended_for_good_comes_back_with_a_fresh_schedule_and_no_name_timers(
+    trees, journal, logs
+):
+    clock = FakeClock(start=TOP_OF_HOUR + HOUR_S - 1)  # 06:59:59
+    script = Script(timer_period_s=HOUR_S, timer_aligned=True)
+    inner = Supervisor.spec(
+        "inner",
+        children=[probe("job", journal, script, restart="transient"), probe("crasher", journal)],
+        max_restarts=0,
+        backoff=BackoffPolicy.immediate(),
+        health_log_interval_s=None,
+    )
+    handle = trees(root([inner, probe("other", journal)]), clock=clock)
+    to_job = handle.timers.interval("poll", "job", period_s=HOUR_S * 24)
+    to_other = handle.timers.interval("poll", "other", period_s=HOUR_S * 24)
+    handle.registry.tell("job", ProbeStopSelf())
+    assert logs.wait_for("root/inner/job ended (stopped normally); transient, not restarted")
+    assert (to_job.active, to_other.active) == (False, True)
+    advance(clock, handle.timers, 3)  # 07:00:02: the 07:00 slot passes with job ended
+    handle.registry.tell("crasher", ProbeCrash())  # inner gives up; root restarts the subtree
+    assert journal.wait_for("started", "job", count=2)
+    advance(clock, handle.timers, HOUR_S - 2)  # 08:00
+    assert journal.wait_for("tick", "job")
+    ticks = [(e[2], e[3].scheduled_ms - HOUR_MS) for e in journal.events("tick", "job")]
+    assert ticks == [(1, 7_200_000)], "the new job owes nothing from before it ended"
+
+
+def test_an_hourly_tick_lost_in_a_crashed_inbox_reaches_the_next_incarnation(trees, journal, logs):
+    clock = FakeClock(start=TOP_OF_HOUR + HOUR_S - 1)  # 06:59:59
+    gate = threading.Event()
+    try:
+        script = Script(timer_period_s=HOUR_S, timer_aligned=True, hang_gate=gate)
+        two_seconds = BackoffPolicy(initial_s=2.0, max_s=2.0, jitter=0.0)
+        handle = trees(root([probe("scanner", journal, script, backoff=two_seconds)]), clock=clock)
+        handle.registry.tell("scanner", ProbeHang())
+        assert journal.wait_for("hang", "scanner")
+        handle.registry.tell("scanner", ProbeCrash())
+        advance(clock, handle.timers, 1)  # 07:00: the tick queues behind the crash
+        gate.set()
+        assert logs.wait_for("root/scanner RuntimeError@receive; restart #1 in 2.00 s")
+        advance(clock, handle.timers, 2)  # 07:00:02: the restart
+        assert journal.wait_for("tick", "scanner")
+        ticks = [(e[2], e[3].scheduled_ms - HOUR_MS, e[3].late) for e in journal.events("tick")]
+        assert ticks == [(2, 3_600_000, True)]
+    finally:
+        gate.set()

@@ -10,7 +10,11 @@ import pykka
 from messages.control import ChildFailed, FailureInfo, Ping, Shutdown
 from supervisors import Supervisor, start_tree
 
-from .probes import WAIT, ProbeCrash, ProbeWork, Script, probe, root
+from .probes import WAIT, ProbeCrash, ProbeHang, ProbeWork, Script, probe, root
+
+
+def health_of(handle, name):
+    return {c.name: c for c in handle.health(timeout=WAIT).children}[name]
 
 
 def test_exceeding_the_intensity_at_the_root_ends_the_tree_with_a_non_zero_exit_code(journal, logs):
@@ -174,3 +178,63 @@ def test_a_crash_reported_during_shutdown_does_not_turn_a_clean_exit_into_a_fail
     handle.ref.tell(ChildFailed(child="a", generation=1, failure=crash))  # before the stop pill
     assert handle.wait(WAIT) == 0
     assert handle.reason == "deploy"
+
+
+def test_a_sibling_that_does_not_stop_in_time_during_a_restart_is_abandoned_and_restarted(
+    trees, journal, logs
+):
+    gate = threading.Event()
+    try:
+        handle = trees(
+            root(
+                [
+                    probe("a", journal),
+                    probe("b", journal, Script(close_gate=gate), stop_timeout_s=0.3),
+                ],
+                strategy="rest_for_one",
+            )
+        )
+        crashed_at = time.monotonic()
+        handle.registry.tell("a", ProbeCrash())
+        assert logs.wait_for("root/b did not stop within 0.3 s; abandoned")
+        assert journal.wait_for("started", "b", count=2)
+        restarted_at = journal.timed("start", "a")[1][0]
+        assert restarted_at - crashed_at >= 0.3, "a waited for b's stop deadline"
+        assert journal.generations("close", "b") == [1]  # still stuck in it: abandoned
+        a, b = health_of(handle, "a"), health_of(handle, "b")
+        assert (a.state, a.generation, a.restarts, a.abandoned) == ("running", 2, 1, 0)
+        assert (b.state, b.generation, b.restarts, b.abandoned) == ("running", 2, 1, 1)
+        assert handle.registry.ask("b", Ping(), timeout=WAIT).generation == 2
+    finally:
+        gate.set()
+
+
+def test_a_hung_child_past_its_progress_deadline_is_abandoned_and_restarted(
+    trees, journal, fake_clock, logs
+):
+    gate = threading.Event()
+    try:
+        script = Script(hang_gate=gate)
+        handle = trees(
+            root([probe("feed", journal, script, progress_deadline_s=30, stop_timeout_s=2)]),
+            clock=fake_clock,
+        )
+        hung = handle.registry.get("feed")
+        hung.tell(ProbeHang())
+        assert journal.wait_for("hang", "feed")
+        fake_clock.advance(31)
+        assert handle.timers.settle(WAIT)
+        handle.ref.ask(Ping(), timeout=WAIT)  # the check ran: the stop is queued behind the hang
+        assert logs.wait_for("root/feed: no progress for 31.0 s, deadline 30 s; restarting it")
+        assert health_of(handle, "feed").state == "stopping"
+        fake_clock.advance(2)  # its stop deadline
+        assert handle.timers.settle(WAIT)
+        assert journal.wait_for("started", "feed", count=2)
+        assert logs.wait_for("root/feed did not stop within 2 s; abandoned")
+        feed = health_of(handle, "feed")
+        assert (feed.state, feed.generation, feed.restarts, feed.abandoned) == ("running", 2, 1, 1)
+        assert feed.last_failure.phase == "liveness"
+        assert hung.is_alive(), "the hung incarnation is left behind, not waited for"
+        assert journal.generations("close", "feed") == []
+    finally:
+        gate.set()
