@@ -14,8 +14,10 @@ from typing import Literal
 
 __all__ = ["DEFAULT_FIXTURES_DIR", "FIXTURES_ENV_VAR", "SimulatorConfig", "resolve_fixtures_dir"]
 
-FIXTURES_ENV_VAR = "VOLSPIKE_SIM_FIXTURES"
-"""Environment variable that overrides the default fixtures directory."""
+FIXTURES_ENV_VAR = "VOLSPIKE_FIXTURES_DIR"
+"""Environment variable that overrides the default fixtures directory (the test suite reads it
+too); ``VOLSPIKE_SIM_FIXTURES``, its older name, is still read when it is not set."""
+_OLD_FIXTURES_ENV_VAR = "VOLSPIKE_SIM_FIXTURES"
 
 DEFAULT_FIXTURES_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 """``../shared/fixtures`` relative to the repository root."""
@@ -25,7 +27,7 @@ def resolve_fixtures_dir(configured: Path | str | None) -> Path:
     """The fixtures directory to use: the configured one, else the env var, else the default."""
     if configured is not None:
         return Path(configured)
-    env = os.environ.get(FIXTURES_ENV_VAR)
+    env = os.environ.get(FIXTURES_ENV_VAR) or os.environ.get(_OLD_FIXTURES_ENV_VAR)
     if env:
         return Path(env)
     return DEFAULT_FIXTURES_DIR

@@ -116,8 +116,13 @@ class SimulatorFaults:
     def refuse_handshakes(
         self, status: int = 429, *, count: int | None = None, seconds: float | None = None
     ) -> FaultHandle:
-        """Answer WebSocket upgrades with HTTP ``status`` (429 or 418) and a Retry-After."""
+        """Answer WebSocket upgrades with HTTP ``status`` (429 or 418) and a Retry-After.
+
+        A 418 says ``IP(<ip>) banned until <ms>`` (simulator clock): a 2-minute ban
+        (``ban_base_seconds``) from the first refusal, with Retry-After counting down to its end.
+        """
         self._state.refuse_status = status
+        self._state.ban_until_ms = None
         self._state.refuse = FaultHandle(f"ws: refuse {status}", count=count, seconds=seconds)
         return self._track(self._state.refuse)
 

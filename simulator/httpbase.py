@@ -73,6 +73,14 @@ class _Server(ThreadingHTTPServer):
             self._active.add(request)
         super().process_request(request, client_address)
 
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's own thread: name it after the service and record it, so
+        # leak checks see it (the stdlib calls it "Thread-N (process_request_thread)").
+        thread = threading.current_thread()
+        thread.name = f"sim-{self.service.name}-conn"
+        self.service._track(thread)  # noqa: SLF001 - the server belongs to the service
+        super().process_request_thread(request, client_address)
+
     def shutdown_request(self, request: Any) -> None:
         with self._conn_lock:
             self._active.discard(request)
@@ -146,6 +154,9 @@ class HttpService:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._timers: list[threading.Timer] = []
+        self._threads: list[threading.Thread] = []
+        """The threads this service started (dead ones are pruned as new ones come)."""
+        self._threads_lock = threading.Lock()
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -180,6 +191,7 @@ class HttpService:
             kwargs={"poll_interval": 0.05},
             name=f"sim-{self.name}-http",
         )
+        self._track(self._thread)
         self._thread.start()
         self._up.set()
 
@@ -210,6 +222,19 @@ class HttpService:
             self._close()
         self.faults.clear()
 
+    def threads(self) -> list[threading.Thread]:
+        """The threads this service started that are still alive (none after :meth:`stop`).
+
+        The accept loop, one thread per open connection, and the :meth:`go_down` timer.
+        """
+        with self._threads_lock:
+            return [t for t in self._threads if t.is_alive()]
+
+    def _track(self, thread: threading.Thread) -> None:
+        with self._threads_lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+
     def go_down(self, seconds: float | None = None) -> FaultHandle:
         """Close the listening socket and every connection (clients get connection refused).
 
@@ -224,6 +249,7 @@ class HttpService:
                 timer = threading.Timer(seconds, handle.end)
                 timer.name = f"sim-{self.name}-up-timer"
                 self._timers.append(timer)
+                self._track(timer)
                 timer.start()
         logger.info("simulator {}: down (port {})", self.name, self.port)
         return handle

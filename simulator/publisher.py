@@ -3,9 +3,19 @@
 One thread. Every tick it reads the simulator clock once, builds the frames that are due *and*
 subscribed somewhere (``!markPrice@arr`` every 3 s, ``@1s`` variants every second, tickers every
 second, klines every 250 ms - all configurable, in real seconds), serializes each payload once
-and passes them to :meth:`~simulator.ws_server.WsServer.publish`. Kline streams remember the
-candle they last sent, so when simulated time crosses a boundary the finished candle goes out
-once with ``x: true`` before the new one.
+and passes them to :meth:`~simulator.ws_server.WsServer.publish`.
+
+Closed candles (``x: true``): Binance sends a closed candle once, at (or just after) its close,
+to the connections subscribed at that moment; it never replays candles that closed earlier.
+So each subscribed kline stream remembers the open time of the candle it last sent, and when
+simulated time has moved past that candle's close the next update sends *that* candle once
+with ``x: true``, then the current one. The memory is forgotten as soon as no connection holds
+the stream, so a new subscriber starts with the current candle (``x: false``) however long
+the stream was idle. A clock jump (or a speed so high that a tick spans several candles) gets
+the same answer real Binance would give across a gap: one closed candle - the one that was
+open at the previous update - then the current one; the candles in between, never open while
+anyone watched, are not sent (REST ``/fapi/v1/klines`` has them). A backward jump sends no
+closed candle, only the current one.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import orjson
 from loguru import logger
 
 from simulator import payloads
-from simulator.intervals import interval_open, is_interval, next_open
+from simulator.intervals import interval_open, is_interval
 
 if TYPE_CHECKING:
     from simulator.config import SimulatorConfig
@@ -29,8 +39,6 @@ if TYPE_CHECKING:
     from supervisors.clock import Clock
 
 __all__ = ["Publisher"]
-
-_MAX_CLOSED_PER_TICK = 10
 
 
 def _dumps(obj: Any) -> str:
@@ -68,14 +76,18 @@ class Publisher:
         }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._kline_open: dict[str, int] = {}
+        """Kline stream name -> open time of the candle it last sent (subscribed streams only)."""
         self._lower: dict[str, str] = {}
+        self._ticked = threading.Condition()
         self.ticks = 0
         """Publishing rounds so far."""
 
     def start(self) -> None:
         """Start the publishing thread."""
         self._thread = threading.Thread(target=self._run, name="sim-publisher")
+        self._threads.append(self._thread)
         self._thread.start()
 
     def stop(self) -> None:
@@ -84,6 +96,16 @@ class Publisher:
         if self._thread is not None:
             self._thread.join(10.0)
             self._thread = None
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads this publisher started that are still alive (none after :meth:`stop`)."""
+        return [t for t in self._threads if t.is_alive()]
+
+    def wait_for_ticks(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` more publishing rounds have run (or ``timeout`` real seconds)."""
+        with self._ticked:
+            target = self.ticks + count
+            return self._ticked.wait_for(lambda: self.ticks >= target, timeout)
 
     def _run(self) -> None:
         now = time.monotonic()
@@ -98,9 +120,11 @@ class Publisher:
                     frames = self.build(kinds, self.server.active_streams())
                     if frames:
                         self.server.publish(frames)
-                    self.ticks += 1
                 except Exception:
                     logger.exception("simulator publisher: building frames failed")
+                with self._ticked:
+                    self.ticks += 1
+                    self._ticked.notify_all()
             self._stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
     # -- frame building -----------------------------------------------------------------
@@ -118,6 +142,9 @@ class Publisher:
 
     def build(self, kinds: list[str], active: frozenset[str]) -> list[tuple[str, str]]:
         """Frames ``(stream, raw JSON)`` for the due ``kinds``, limited to ``active`` streams."""
+        if any(name not in active for name in self._kline_open):
+            # Nobody holds these streams any more: a later subscriber starts afresh.
+            self._kline_open = {k: v for k, v in self._kline_open.items() if k in active}
         if not active:
             return []
         now = self.clock.time_ms()
@@ -206,15 +233,11 @@ class Publisher:
         current = interval_open(interval, now)
         last = self._kline_open.get(name)
         if last is not None and last < current:
-            opens: list[int] = []
-            t = last
-            while t < current and len(opens) < _MAX_CLOSED_PER_TICK:
-                opens.append(t)
-                t = next_open(interval, t)
-            for t in opens:
-                candle = self.market.candle(inst.symbol, interval, t, now)
-                if candle is not None:
-                    out.append((name, _dumps(payloads.kline_event(inst, now, candle))))
+            # The candle open at the previous update has closed: send it once, closed. Only
+            # that one, even if a jump skipped several (see the module docstring).
+            candle = self.market.candle(inst.symbol, interval, last, now)
+            if candle is not None:
+                out.append((name, _dumps(payloads.kline_event(inst, now, candle))))
         self._kline_open[name] = current
         if self.market.is_listed(inst.symbol, now):
             candle = self.market.candle(inst.symbol, interval, current, now)

@@ -32,6 +32,7 @@ from simulator.ws_faults import WsFaultState
 from simulator.ws_server import WsServer
 
 if TYPE_CHECKING:
+    import threading
     from types import TracebackType
 
     from supervisors.clock import Clock
@@ -84,7 +85,7 @@ class Simulator:
             self.market, config.weight_limit, extra_contracts=config.extra_contracts
         )
         self._ws_faults = WsFaultState()
-        self.ws = WsServer(config, self._ws_faults)
+        self.ws = WsServer(config, self._ws_faults, self.clock)
         self.rest = BinanceRest(
             self.market, self.derivatives, self.exchange_info, self.clock, config
         )
@@ -101,6 +102,10 @@ class Simulator:
     def rest_url(self) -> str:
         """``http://127.0.0.1:<port>``; append ``/fapi/v1/...``."""
         return self.rest.url
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads this simulator started that are still alive (none after :meth:`stop`)."""
+        return [*self.publisher.threads(), *self.ws.threads(), *self.rest.threads()]
 
     def set_speed(self, speed: float) -> None:
         """Change the speed of the built-in accelerated clock (e.g. boot slowly, replay fast).

@@ -8,15 +8,18 @@ Use them from a ``conftest.py``::
 
 or ``pytest_plugins = ["simulator.testing"]`` in the root ``conftest.py``. Override
 ``sim_config`` in a test module to change the simulator (``fast_config(symbols=650)``).
-Teardown stops everything and joins every thread; :func:`simulator_threads` lists any that
-are left (there should be none).
+Teardown stops everything, then fails the test if the service left a thread running or a
+port bound (:func:`assert_released`: only that service's own threads and ports, so other
+suites' threads never trip it); :func:`simulator_threads` lists every live ``sim-`` thread.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
+    "assert_released",
     "backend_double",
     "binance_sim",
     "fast_config",
@@ -63,6 +67,50 @@ def simulator_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("sim-")]
 
 
+class _Service(Protocol):
+    def threads(self) -> list[threading.Thread]: ...
+    def stop(self) -> None: ...
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            s.listen()
+        except OSError:
+            return False
+        return True
+
+
+def assert_released(
+    threads: list[threading.Thread],
+    ports: list[int],
+    *,
+    what: str,
+    host: str = "127.0.0.1",
+    timeout: float = 5.0,
+) -> None:
+    """Fail unless every one of ``threads`` has ended and every one of ``ports`` is free.
+
+    Call it after stopping a service, with the threads it reported (``service.threads()``
+    taken before the stop) and its ports; waits up to ``timeout`` real seconds for threads.
+    """
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = sorted(t.name for t in threads if t.is_alive())
+    assert not alive, f"{what} left threads running: {alive}"
+    bound = [p for p in ports if not _port_is_free(host, p)]
+    assert not bound, f"{what} left ports bound: {bound}"
+
+
+def _stop_and_check(service: _Service, ports: list[int], what: str) -> None:
+    threads = service.threads()
+    service.stop()
+    assert_released([*threads, *service.threads()], ports, what=what)
+
+
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
     """The configuration :func:`binance_sim` uses (override per module)."""
@@ -73,10 +121,11 @@ def sim_config() -> SimulatorConfig:
 def binance_sim(sim_config: SimulatorConfig) -> Iterator[Simulator]:
     """A running :class:`~simulator.simulator.Simulator`, stopped after the test."""
     sim = Simulator(sim_config).start()
+    ports = [sim.ws.port, sim.rest.port]
     try:
         yield sim
     finally:
-        sim.stop()
+        _stop_and_check(sim, ports, "binance_sim")
 
 
 @pytest.fixture
@@ -86,7 +135,7 @@ def backend_double() -> Iterator[BackendDouble]:
     try:
         yield double
     finally:
-        double.stop()
+        _stop_and_check(double, [double.port], "backend_double")
 
 
 @pytest.fixture
@@ -96,4 +145,4 @@ def telegram_double() -> Iterator[TelegramDouble]:
     try:
         yield double
     finally:
-        double.stop()
+        _stop_and_check(double, [double.port], "telegram_double")

@@ -27,6 +27,8 @@ class WsFaultState:
     no_pong_replies: FaultHandle | None = None
     refuse: FaultHandle | None = None
     refuse_status: int = 429
+    ban_until_ms: int | None = None
+    """End of the ban a 418 refusal reports (simulator clock); set by the first 418."""
     slow_handshake: FaultHandle | None = None
     handshake_delay: float = 0.0
     malformed: FaultHandle | None = None

@@ -10,6 +10,15 @@
   ``SET_PROPERTY`` / ``GET_PROPERTY`` with the documented replies and error bodies. Errors are
   sent as ``{"error": {"code": c, "msg": m}, "id": <id or null>}`` (the wire form seen in
   client logs; the docs list only the inner object).
+
+Two SUBSCRIBE errors are **assumptions**, not documented behaviour (spec §1.4 lists the texts,
+not when Binance sends them for SUBSCRIBE):
+
+- a SUBSCRIBE that would take the connection over ``max_streams`` gets code 2
+  ``Invalid request: too many parameters`` - the documented text, but the docs do not say it is
+  the answer to the stream cap;
+- a malformed stream name (or a non-string parameter) gets code 2
+  ``Invalid request: invalid stream`` - a text of our own; the docs list no such error.
 """
 
 from __future__ import annotations
@@ -150,10 +159,11 @@ def _subscription(
     method: str, params: list[Any], state: SubscriptionState, req_id: int, max_streams: int
 ) -> dict[str, Any]:
     if not all(isinstance(p, str) and is_valid_stream(p) for p in params):
-        return _error(2, "Invalid request: invalid stream", req_id)
+        return _error(2, "Invalid request: invalid stream", req_id)  # assumption: undocumented
     if method == "SUBSCRIBE":
         new = [p for p in params if p not in state.streams]
         if len(state.streams) + len(new) > max_streams:
+            # Assumption: the documented text, used here for the (undocumented) cap answer.
             return _error(2, "Invalid request: too many parameters", req_id)
         for p in new:
             state.streams[p] = None

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import itertools
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from websockets.http11 import Request, Response
 
     from simulator.config import SimulatorConfig
+    from supervisors.clock import Clock
 
 __all__ = ["ClosedConnection", "WsServer"]
 
@@ -74,15 +74,18 @@ class WsServer:
     Args:
         config: limits, periods and the bind address.
         faults: the fault state shared with :class:`~simulator.faults.SimulatorFaults`.
+        clock: the simulator clock (the "banned until" of a refused handshake).
     """
 
-    def __init__(self, config: SimulatorConfig, faults: WsFaultState) -> None:
+    def __init__(self, config: SimulatorConfig, faults: WsFaultState, clock: Clock) -> None:
         self.config = config
         self.faults = faults
+        self.clock = clock
         self.port = config.ws_port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._conns: dict[int, _Conn] = {}
@@ -109,6 +112,7 @@ class WsServer:
     def start(self) -> None:
         """Start the event loop thread and wait until the server listens."""
         self._thread = threading.Thread(target=self._run, name="sim-ws-loop")
+        self._threads.append(self._thread)
         self._thread.start()
         if not self._ready.wait(10.0):
             raise RuntimeError("WebSocket server did not start")
@@ -123,6 +127,7 @@ class WsServer:
             loop.run_until_complete(self._main())
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
     async def _main(self) -> None:
@@ -157,6 +162,10 @@ class WsServer:
         if self._thread is not None:
             self._thread.join(15.0)
             self._thread = None
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads this server started that are still alive (none after :meth:`stop`)."""
+        return [t for t in self._threads if t.is_alive()]
 
     # -- observation --------------------------------------------------------------------
 
@@ -207,24 +216,46 @@ class WsServer:
             await asyncio.sleep(f.handshake_delay)
         if refuse is not None and refuse.consume():
             self._refused += 1
-            status = f.refuse_status
-            if status == 418:
-                until = int(time.time() * 1000) + 120_000
-                body = {"code": -1003, "msg": f"Way too many requests; IP banned until {until}."}
-            else:
-                body = {
-                    "code": -1003,
-                    "msg": "Too many requests; please use the websocket for live updates.",
-                }
-            response = ws.respond(status, orjson.dumps(body).decode())
-            response.headers["Retry-After"] = "120" if status == 418 else "1"
-            return response
+            return self._refusal(ws, f.refuse_status)
         route = parse_route(request.path)
         if route is None:
             return ws.respond(404, "Not Found")
         if len(route.streams) > self.config.max_streams_per_connection:
             return ws.respond(400, "Too many streams")
         return None
+
+    def _refusal(self, ws: ServerConnection, status: int) -> Response:
+        """The HTTP answer to a refused upgrade (spec §3: the REST limiter's bodies).
+
+        418: ``Way too many requests; IP(<ip>) banned until <ms>. ...`` (the real fapi wording)
+        with ``Retry-After`` = whole seconds to the ban's end, both on the simulator clock. The
+        ban lasts ``ban_base_seconds`` (2 minutes) from the first 418 of a refusal fault;
+        later refusals report the same end (so Retry-After counts down), and a new ban starts
+        once simulated time has passed it. 429: ``Retry-After: 1`` and a short -1003 text - an
+        assumption, the stream docs describe no handshake 429.
+        """
+        now = self.clock.time_ms()
+        ip = ws.remote_address[0] if ws.remote_address else "127.0.0.1"
+        if status == 418:
+            until = self.faults.ban_until_ms
+            if until is None or until <= now:
+                until = now + round(self.config.ban_base_seconds * 1000)
+                self.faults.ban_until_ms = until
+            body = {
+                "code": -1003,
+                "msg": f"Way too many requests; IP({ip}) banned until {until}. "
+                "Please use the websocket for live updates to avoid bans.",
+            }
+            retry_after = -(-(until - now) // 1000)
+        else:
+            body = {
+                "code": -1003,
+                "msg": "Too many requests; please use the websocket for live updates.",
+            }
+            retry_after = 1
+        response = ws.respond(status, orjson.dumps(body).decode())
+        response.headers["Retry-After"] = str(retry_after)
+        return response
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from simulator.testing import (  # noqa: F401 - fixtures used by this package's tests
+    assert_released,
     backend_double,
     binance_sim,
     sim_config,
-    simulator_threads,
     telegram_double,
 )
 
@@ -22,10 +21,12 @@ if TYPE_CHECKING:
 
 @pytest.fixture(autouse=True)
 def _no_leaked_threads() -> Iterator[None]:
-    """Every thread the simulator or a double started must be gone after each test."""
+    """Every thread a simulator or a double started must be gone after each test.
+
+    The public fixtures check their own service's threads and ports (``simulator.testing``);
+    this also covers the simulators these tests build themselves. Their threads are all named
+    ``sim-...`` (accept loops, connection threads, the WebSocket loop, the publisher).
+    """
     yield
-    deadline = time.monotonic() + 5.0
-    for t in threading.enumerate():
-        if t.name.startswith("sim-"):
-            t.join(max(0.0, deadline - time.monotonic()))
-    assert simulator_threads() == []
+    leftover = [t for t in threading.enumerate() if t.name.startswith("sim-")]
+    assert_released(leftover, [], what="a simulator test")

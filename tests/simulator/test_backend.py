@@ -8,7 +8,14 @@ import time
 import pytest
 import requests
 
-from simulator.backend import OI_ALERTS, OI_INGEST, UNIVERSE, UNIVERSE_UPDATE, VOLUME_ALERTS
+from simulator.backend import (
+    OI_ALERTS,
+    OI_INGEST,
+    UNIVERSE,
+    UNIVERSE_UPDATE,
+    VOLUME_ALERTS,
+    BackendDouble,
+)
 
 KEY = {"X-API-Key": "test-ingest-key"}
 ALERT = {
@@ -112,6 +119,18 @@ def test_a_missing_or_wrong_api_key_gets_401(backend_double, headers):
         r = post(backend_double, path, ALERT, headers=headers)
         assert (r.status_code, r.json()) == (401, {"error": "Unauthorized"})
     assert backend_double.received() == []
+
+
+def test_an_empty_api_key_is_the_misconfigured_backend_500():
+    double = BackendDouble("").start()
+    try:
+        for headers in ({}, {"X-API-Key": ""}, KEY):
+            r = post(double, VOLUME_ALERTS, ALERT, headers=headers)
+            assert (r.status_code, r.json()) == (500, {"error": "Server configuration error"})
+        assert requests.get(double.url + "/health", timeout=5).status_code == 200  # public
+        assert double.received() == []
+    finally:
+        double.stop()
 
 
 def test_open_interest_ingest_rules(backend_double):

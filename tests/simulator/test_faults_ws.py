@@ -10,6 +10,7 @@ import websocket
 
 from simulator import Simulator
 from simulator.testing import fast_config
+from supervisors.clock import FakeClock
 from tests.simulator.helpers import connect, recv_json, silent_for
 
 MARK = "/market/ws/btcusdt@markPrice@1s"
@@ -148,6 +149,33 @@ def test_refused_handshakes_get_the_status_and_retry_after(binance_sim, status):
     ws = connect(binance_sim.ws_url + MARK)  # count=1: the next handshake succeeds
     ws.close()
     assert binance_sim.ws.handshakes == (1, 1)
+
+
+def test_a_418_handshake_ban_reads_the_simulator_clock_and_counts_down_to_its_end():
+    clock = FakeClock(1_773_900_000.0)
+    with Simulator(fast_config(symbols=5), clock=clock) as sim:
+        now = clock.time_ms()
+        sim.faults.jump_clock(-3600)  # the ban is on the simulator's (jumped) clock
+        until = now - 3_600_000 + 120_000  # a 2-minute ban from the first refusal
+
+        def refused() -> websocket.WebSocketBadStatusException:
+            with pytest.raises(websocket.WebSocketBadStatusException) as err:
+                connect(sim.ws_url + MARK)
+            return err.value
+
+        with sim.faults.refuse_handshakes(418):
+            first = refused()
+            clock.advance(30)
+            second = refused()
+    assert first.status_code == second.status_code == 418
+    assert first.resp_body is not None
+    assert json.loads(first.resp_body) == {
+        "code": -1003,
+        "msg": f"Way too many requests; IP(127.0.0.1) banned until {until}. "
+        "Please use the websocket for live updates to avoid bans.",
+    }
+    assert second.resp_body == first.resp_body  # the same ban, not a new one per attempt
+    assert (first.resp_headers["retry-after"], second.resp_headers["retry-after"]) == ("120", "90")
 
 
 def test_refusal_for_a_period_ends_by_itself(binance_sim):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,10 +11,11 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import requests
 
 from simulator import BackendDouble, Simulator, TelegramDouble
-from simulator.testing import fast_config, simulator_threads
+from simulator.testing import assert_released, fast_config, simulator_threads
 from tests.simulator.helpers import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +71,17 @@ def test_help_runs():
     assert "--speed" in out.stdout
 
 
-def test_standalone_prints_its_urls_serves_and_stops_on_ctrl_c(tmp_path):
+def test_standalone_prints_its_urls_serves_its_scenario_and_stops_on_ctrl_c(tmp_path):
     stderr_path = tmp_path / "simulator.log"
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(
+        json.dumps(
+            [
+                {"type": "list", "symbol": "NEWCOINUSDT", "at": "+0s", "template": "BTCUSDT"},
+                {"type": "delist", "symbol": "ETHUSDT", "at": "+0s"},
+            ]
+        )
+    )
     stderr_file = stderr_path.open("w")
     proc = subprocess.Popen(
         [
@@ -87,6 +98,8 @@ def test_standalone_prints_its_urls_serves_and_stops_on_ctrl_c(tmp_path):
             "0",
             "--backend",
             "--telegram",
+            "--scenario",
+            str(scenario),
             "--log-level",
             "WARNING",
         ],
@@ -109,15 +122,48 @@ def test_standalone_prints_its_urls_serves_and_stops_on_ctrl_c(tmp_path):
         ws_url = next(x.split()[2] for x in lines if x.startswith("Binance WS"))
         info = requests.get(rest_url + "/fapi/v1/exchangeInfo", timeout=5).json()
         assert info["symbols"][0]["symbol"] == "BTCUSDT"
+        trading = {
+            s["symbol"]
+            for s in info["symbols"]
+            if (s["status"], s["contractType"], s["quoteAsset"]) == ("TRADING", "PERPETUAL", "USDT")
+        }
+        assert "NEWCOINUSDT" in trading  # the scenario file's listing ...
+        assert "ETHUSDT" not in trading  # ... and delisting
+        gone = requests.get(
+            rest_url + "/fapi/v1/openInterest", params={"symbol": "ETHUSDT"}, timeout=5
+        )
+        assert (gone.status_code, gone.json()["code"]) == (400, -1121)
         ws = connect(ws_url + "/market/stream?streams=!markPrice@arr@1s")
         try:
             assert ws.recv()
         finally:
             ws.close()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, stderr_path.read_text()[-2000:]
+        proc.communicate(timeout=30)  # drains stdout while it exits
+        assert proc.returncode == 0, stderr_path.read_text()[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
         stderr_file.close()
+
+
+def test_the_fixture_leak_check_sees_a_running_service_and_passes_once_it_stopped():
+    double = BackendDouble().start()
+    sim = Simulator(fast_config(symbols=5)).start()
+    try:
+        with requests.Session() as session:  # a keep-alive connection: its own server thread
+            assert session.get(double.url + "/health", timeout=5).ok
+            threads = [*double.threads(), *sim.threads()]
+            names = {t.name for t in threads}
+            assert {"sim-backend-http", "sim-backend-conn"} <= names
+            assert {"sim-publisher", "sim-ws-loop", "sim-rest-http"} <= names
+            with pytest.raises(AssertionError, match="left threads running"):
+                assert_released(threads, [], what="running", timeout=0.05)
+            with pytest.raises(AssertionError, match="left ports bound"):
+                assert_released([], [double.port, sim.ws.port], what="running")
+    finally:
+        double.stop()
+        sim.stop()
+    assert_released(threads, [double.port, sim.ws.port, sim.rest.port], what="stopped")
+    assert double.threads() == sim.threads() == []

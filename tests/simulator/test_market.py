@@ -36,6 +36,35 @@ def test_the_same_seed_gives_the_same_market_and_another_seed_another():
     assert a[0] != c[0]
 
 
+def test_scenarios_are_deterministic_for_a_seed_too():
+    hour = int(NOW) // 3600 * 3_600_000
+
+    def run(seed: int, *, scripted: bool = True) -> tuple:
+        clock = FakeClock(NOW)
+        with Simulator(fast_config(seed=seed), clock=clock) as sim:
+            if scripted:
+                sim.scenarios.volume_spike(
+                    "DOGEUSDT", at_ms=hour + 2 * 60_000, ratio=4, by_minute=10, price_change=0.02
+                )
+                sim.scenarios.oi_jump("DOGEUSDT", at_ms=hour + 60_000, pct=0.1, over_minutes=3)
+            clock.advance(15 * 60)
+            oi_hist = requests.get(
+                sim.rest_url + "/futures/data/openInterestHist",
+                params={"symbol": "DOGEUSDT", "period": "5m", "limit": 6},
+                timeout=5,
+            ).json()
+            return (*snapshot(sim), oi_hist)
+
+    a, b, c = run(7), run(7), run(8)
+    assert a == b
+    assert a[0] != c[0]
+    assert a[2] != c[2]
+    plain = run(7, scripted=False)
+    # The scenarios are part of what was compared: they changed the candles and the OI.
+    assert a[0][-1] != plain[0][-1]
+    assert float(a[2]["openInterest"]) == pytest.approx(float(plain[2]["openInterest"]) * 1.1)
+
+
 def test_a_650_symbol_universe_is_padded_with_synthetic_names():
     with Simulator(fast_config(symbols=650), clock=FakeClock(NOW)) as sim:
         symbols = sim.market.symbols()

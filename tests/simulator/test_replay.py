@@ -113,3 +113,58 @@ def test_a_symbol_listed_inside_the_window_appears_at_its_first_real_hour(real_r
             params={"symbol": "CFGUSDT", "interval": "1h"},
         ).json()
     assert [r[0] for r in rows] == [first]
+
+
+OI_4H = HISTORY_FIXTURES / "um_openInterestHist_4h_60-symbols_2026-02-20_2026-03-20.csv"
+FUNDING = HISTORY_FIXTURES / "um_fundingRate_60-symbols_2026-02-19_2026-03-20.csv"
+FOUR_WEEKS = 1_771_527_600_000  # 2026-02-19 19:00 UTC, the 60-symbol klines' first hour
+WINDOW_END = START + 168 * HOUR  # 2026-03-19 19:00 UTC, the end of both klines files
+
+
+def csv_rows(path, symbols: tuple[str, ...]) -> dict[str, list[list[str]]]:
+    """``symbol -> rows`` of a history CSV whose second column is the symbol."""
+    if not path.exists():
+        pytest.skip("history fixtures not available")
+    out: dict[str, list[list[str]]] = {}
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for row in reader:
+            if row[1] in symbols:
+                out.setdefault(row[1], []).append(row)
+    return out
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "HYPEUSDT"])
+def test_open_interest_history_is_the_real_4h_series(symbol):
+    real = [r for r in csv_rows(OI_4H, (symbol,))[symbol] if int(r[0]) < WINDOW_END]
+    clock = FakeClock(WINDOW_END / 1000)
+    with Simulator(fast_config(mode="replay", symbols=None), clock=clock) as sim:
+        rows = requests.get(
+            sim.rest_url + "/futures/data/openInterestHist",
+            timeout=5,
+            params={"symbol": symbol, "period": "4h", "startTime": real[0][0], "limit": 500},
+        ).json()
+    assert [r["timestamp"] for r in rows] == [int(r[0]) for r in real]
+    for got, want in zip(rows, real, strict=True):
+        # The simulator adds a +-0.04 % wobble to open interest; the value uses its own mark.
+        assert float(got["sumOpenInterest"]) == pytest.approx(float(want[2]), rel=5e-4)
+        assert float(got["sumOpenInterestValue"]) == pytest.approx(float(want[3]), rel=5e-3)
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "HYPEUSDT"])
+def test_funding_history_is_the_real_settlements(symbol):
+    real = [
+        (int(r[0]), r[2])
+        for r in csv_rows(FUNDING, (symbol,))[symbol]
+        if FOUR_WEEKS <= int(r[0]) < WINDOW_END
+    ]
+    clock = FakeClock(WINDOW_END / 1000)
+    with Simulator(fast_config(mode="replay", symbols=None), clock=clock) as sim:
+        rows = requests.get(
+            sim.rest_url + "/fapi/v1/fundingRate",
+            timeout=5,
+            params={"symbol": symbol, "startTime": FOUR_WEEKS, "limit": 1000},
+        ).json()
+    assert [(r["fundingTime"], r["fundingRate"]) for r in rows] == real
+    assert len(real) >= 28 * 3  # at least every 8 h for four weeks

@@ -139,3 +139,26 @@ def test_429_with_retry_after_then_418_bans_that_escalate(sim, clock):
     assert statuses == [429, 429, 429, 418]
     assert requests.get(url, timeout=5).headers["Retry-After"] == "240"
     assert [e.status for e in sim.rest.request_log].count(418) == 4
+
+
+def test_bans_double_for_repeat_offenders_up_to_three_days():
+    clock = FakeClock(START)
+    config = fast_config(symbols=5, weight_limit=10, ban_after_violations=0)  # default ban lengths
+    with Simulator(config, clock=clock) as sim:
+        limiter = sim.rest.limiter
+        lengths = []
+        for _ in range(14):  # bounded: the 13th ban would be 5.7 days, capped; the 14th too
+            limiter.consume(10)  # the minute's budget is gone
+            assert limiter.check("127.0.0.1", 1).status == 429  # a pause opens ...
+            ban = limiter.check("127.0.0.1", 1)  # ... and one more request is banned
+            assert ban.status == 418
+            assert ban.banned_until_ms is not None
+            lengths.append(ban.banned_until_ms - clock.time_ms())
+            clock.advance(lengths[-1] / 1000 - 1)
+            r = requests.get(sim.rest_url + "/fapi/v1/ping", timeout=5)
+            assert (r.status_code, r.headers["Retry-After"]) == (418, "1")
+            clock.advance(1)
+        assert requests.get(sim.rest_url + "/fapi/v1/ping", timeout=5).status_code == 200
+    assert lengths == [min(120 * 2**i, 259_200) * 1000 for i in range(14)]
+    assert lengths[0] == 120_000  # 2 minutes, the first ban
+    assert lengths[-3] == 245_760_000 < lengths[-2] == lengths[-1] == 259_200_000  # 3 days

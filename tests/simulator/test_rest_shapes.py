@@ -121,10 +121,18 @@ def test_premium_index_has_the_documented_fields(sim):
         "nextFundingTime",
         "time",
     ]
-    assert isinstance(one["nextFundingTime"], int)
-    assert all(isinstance(one[k], str) for k in list(one)[:6])
+    # spec §2.5: nextFundingTime and time are ints, everything else a string
+    ints = {"nextFundingTime", "time"}
+    assert {k for k, v in one.items() if type(v) is int} == ints
+    assert {k for k, v in one.items() if isinstance(v, str)} == set(one) - ints
+    assert one["time"] == int(NOW * 1000)
+    for key in ("markPrice", "indexPrice", "estimatedSettlePrice", "lastFundingRate"):
+        float(one[key])  # decimal strings
     everything = get(sim, "/fapi/v1/premiumIndex").json()
     assert [r["symbol"] for r in everything] == sim.market.symbols()
+    for row in everything:
+        assert {k for k, v in row.items() if type(v) is int} == ints
+        assert all(isinstance(row[k], str) for k in set(row) - ints)
 
 
 def test_ticker_24hr_has_the_documented_fields_and_no_bid_ask(sim):
@@ -148,8 +156,13 @@ def test_ticker_24hr_has_the_documented_fields_and_no_bid_ask(sim):
         "lastId",
         "count",
     ]
+    # spec §2.6: these five are ints, every other field a string (prices and volumes as
+    # decimal strings, as Binance sends them)
     ints = {"openTime", "closeTime", "firstId", "lastId", "count"}
-    assert {k for k, v in body.items() if isinstance(v, int)} == ints
+    assert {k for k, v in body.items() if type(v) is int} == ints
+    assert {k for k, v in body.items() if isinstance(v, str)} == set(body) - ints
+    for key in sorted(set(body) - ints - {"symbol"}):
+        float(body[key])  # decimal strings
     assert len(body) == len(real_ws) - 2  # the stream adds e and E
     assert len(get(sim, "/fapi/v1/ticker/24hr").json()) == 60
 
@@ -187,7 +200,11 @@ def test_history_endpoints_return_typed_rows(sim):
     assert len(rows) == 3
     assert [list(r) for r in rows] == [list(real)] * 3
     assert all(isinstance(r["timestamp"], int) for r in rows)
+    assert all(isinstance(r[k], str) for r in rows for k in set(r) - {"timestamp"})
     funding = get(sim, "/fapi/v1/fundingRate", symbol="BTCUSDT", limit=5).json()
     assert len(funding) == 5
     assert list(funding[0]) == ["symbol", "fundingRate", "fundingTime", "markPrice"]
+    # spec §2.7: fundingTime is an int, the others strings
+    assert all(type(r["fundingTime"]) is int for r in funding)
+    assert all(isinstance(r[k], str) for r in funding for k in set(r) - {"fundingTime"})
     assert funding == sorted(funding, key=lambda r: r["fundingTime"])

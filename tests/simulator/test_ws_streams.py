@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 import websocket
 
 from simulator import Simulator
@@ -127,8 +128,6 @@ def test_stream_values_agree_with_rest_at_the_same_instant():
             frame = recv_json(ws)
         finally:
             ws.close()
-        import requests
-
         rest = requests.get(
             sim.rest_url + "/fapi/v1/premiumIndex", params={"symbol": "BTCUSDT"}, timeout=5
         ).json()
@@ -138,3 +137,62 @@ def test_stream_values_agree_with_rest_at_the_same_instant():
         rest["lastFundingRate"],
         rest["nextFundingTime"],
     )
+
+
+H = 1_773_900_000_000  # 2026-03-19 06:00 UTC, a whole hour
+MIN = 60_000
+
+
+def test_a_new_subscriber_starts_with_the_current_candle_not_the_ones_closed_while_idle():
+    clock = FakeClock(H / 1000 + 30)
+    with Simulator(fast_config(symbols=5), clock=clock) as sim:
+        ws = connect(sim.ws_url + "/market/ws/ethusdt@kline_1m")
+        try:
+            k = recv_json(ws)["k"]
+            assert (k["t"], k["x"]) == (H, False)
+        finally:
+            ws.close()
+        assert sim.ws.wait_for_closed(1, timeout=5)
+        assert sim.publisher.wait_for_ticks(2, timeout=5)  # a round saw nobody subscribed
+        clock.advance(5 * 60)  # five candles close with nobody listening
+        ws = connect(sim.ws_url + "/market/ws/ethusdt@kline_1m")
+        try:
+            first = [recv_json(ws)["k"] for _ in range(3)]
+        finally:
+            ws.close()
+    assert [(k["t"], k["x"]) for k in first] == [(H + 5 * MIN, False)] * 3
+
+
+def test_a_forward_clock_jump_sends_one_closed_candle_then_the_current_one():
+    clock = FakeClock(H / 1000 + 30)
+    with Simulator(fast_config(symbols=5), clock=clock) as sim:
+        ws = connect(sim.ws_url + "/market/ws/ethusdt@kline_1m")
+        try:
+            assert recv_json(ws)["k"]["t"] == H
+            clock.advance(5 * 60)  # the candle open at H closes; four more pass unseen
+            frames: list = []
+            recv_until(ws, lambda m: frames.append(m["k"]) or m["k"]["t"] == H + 5 * MIN)
+        finally:
+            ws.close()
+    closed = [(k["t"], k["T"]) for k in frames if k["x"]]
+    assert closed == [(H, H + MIN - 1)]
+    assert frames[-2]["x"] is True  # the closed candle comes right before the current one
+    assert {k["t"] for k in frames} == {H, H + 5 * MIN}
+
+
+def test_a_backward_clock_jump_moves_server_time_back_and_closes_no_candle():
+    clock = FakeClock(H / 1000 + 30)
+    with Simulator(fast_config(symbols=5), clock=clock) as sim:
+        ws = connect(sim.ws_url + "/market/ws/ethusdt@kline_1m")
+        try:
+            assert recv_json(ws)["k"]["t"] == H
+            sim.faults.jump_clock(-10 * 60)
+            frames: list = []
+            recv_until(ws, lambda m: frames.append(m["k"]) or m["k"]["t"] == H - 10 * MIN)
+            after = [recv_json(ws)["k"] for _ in range(3)]
+        finally:
+            ws.close()
+        server_time = requests.get(sim.rest_url + "/fapi/v1/time", timeout=5).json()
+    assert server_time == {"serverTime": H + 30_000 - 10 * MIN}
+    assert not any(k["x"] for k in frames + after)
+    assert {k["t"] for k in after} == {H - 10 * MIN}
