@@ -6,16 +6,25 @@ Layout of one encoded message (msgpack)::
 
 Nested messages are msgpack extension type ``1`` holding ``["<ClassName>", {fields}]``.
 Tuples decode as tuples, floats as 64-bit floats, ``bytes`` stay ``bytes``; so
-``decode(encode(m)) == m`` for every message. Fields are stored by name, so a later version
-that adds a field with a default still reads what this one wrote.
+``decode(encode(m)) == m`` for every message whose fields hold what their type hints say
+(:func:`encode` does not check the hints; :func:`decode` does). Fields are stored by name, so
+a later version that adds a field with a default still reads what this one wrote.
 
 Anything else, truncated bytes, another format version, an unknown type or field, a missing
-required field, raises :class:`~messages.errors.CodecError` with a one-line reason.
+required field, a field whose value does not match its type hint (a number where text belongs,
+a string outside its ``Literal``, ``True`` where an ``int`` belongs), raises
+:class:`~messages.errors.CodecError` with a one-line reason naming the type and the field.
+A ``float`` field accepts an ``int`` (the numeric tower); ``bool`` is never taken for a number.
+The checks are built from the type hints once per class; they cost about 1 µs on a
+``VolumeAlert`` and a C-speed pass over each column of a ``MarkPrices``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -98,6 +107,81 @@ def encode(msg: Message) -> bytes:
     return packed
 
 
+_Check = Callable[[Any], bool] | None
+_Spec = tuple[frozenset[type[Any]], _Check, str]
+"""One field's checker: the exact ``type(value)`` accepted (``bool`` is not an ``int`` here),
+an optional deeper test (``Literal`` membership, tuple items), and the hint as errors show it.
+Plain tuples: the decode loop unpacks them faster than it reads attributes."""
+
+
+def _spec(hint: Any) -> _Spec:  # noqa: C901 - one branch per kind of hint
+    """The checker for one field type (the subset the message rules allow, see ``_base``)."""
+    supertype = getattr(hint, "__supertype__", None)
+    if supertype is not None:  # NewType: checked as what it wraps
+        kinds, check, _ = _spec(supertype)
+        return kinds, check, hint.__name__
+    if hint is type(None) or hint is None:
+        return frozenset({type(None)}), None, "None"
+    if hint is float:  # the numeric tower: an int is a float, a bool is not
+        return frozenset({float, int}), None, "float"
+    if hint in (bool, int, str, bytes) or (
+        isinstance(hint, type) and hint in MESSAGE_TYPES.values()
+    ):
+        return frozenset({hint}), None, hint.__name__
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return (
+            frozenset(type(a) for a in args),
+            frozenset(args).__contains__,
+            " | ".join(repr(a) for a in args),
+        )
+    if origin in (typing.Union, types.UnionType):
+        parts = [_spec(a) for a in args]
+        kinds = frozenset().union(*(p[0] for p in parts))
+        expected = " | ".join(p[2] for p in parts)
+        if all(p[1] is None for p in parts):
+            return kinds, None, expected
+
+        def any_of(value: Any) -> bool:
+            kind = type(value)
+            return any(kind in k and (c is None or c(value)) for k, c, _ in parts)
+
+        return kinds, any_of, expected
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item_kinds, item_check, item_expected = _spec(args[0])
+        if item_check is None:
+
+            def items(value: Any) -> bool:
+                return item_kinds.issuperset(map(type, value))  # one pass, in C
+
+        else:
+
+            def items(value: Any) -> bool:
+                return all(type(x) in item_kinds and item_check(x) for x in value)
+
+        return frozenset({tuple}), items, f"tuple[{item_expected}, ...]"
+    raise TypeError(f"no codec check for the field type {hint!r}")
+
+
+_SPECS: dict[type[Any], dict[str, _Spec]] = {}
+
+
+def _specs(cls: type[Any]) -> dict[str, _Spec]:
+    """Every field's checker for ``cls``, built from its type hints once, on first use."""
+    specs = _SPECS.get(cls)
+    if specs is None:
+        hints = typing.get_type_hints(cls)
+        specs = _SPECS[cls] = {name: _spec(hints[name]) for name in _fields(cls)}
+    return specs
+
+
+def _wrong(tag: str, name: str, expected: str, value: Any) -> CodecError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return CodecError(f"{tag}.{name}: expected {expected}, got {type(value).__name__} {shown}")
+
+
 def _build(tag: Any, fields: Any) -> Message:
     if not isinstance(tag, str):
         raise CodecError(f"message type tag must be a string, got {type(tag).__name__}")
@@ -106,12 +190,18 @@ def _build(tag: Any, fields: Any) -> Message:
         raise CodecError(f"unknown message type {tag!r}")
     if not isinstance(fields, dict):
         raise CodecError(f"{tag}: fields must be a map, got {type(fields).__name__}")
-    unknown = set(fields) - set(_fields(cls))
-    if unknown:
-        raise CodecError(f"{tag}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    specs = _SPECS.get(cls) or _specs(cls)
+    for name, value in fields.items():
+        try:
+            kinds, check, expected = specs[name]
+        except KeyError:
+            unknown = sorted(map(str, set(fields) - set(specs)))
+            raise CodecError(f"{tag}: unknown field(s) {', '.join(unknown)}") from None
+        if type(value) not in kinds or (check is not None and not check(value)):
+            raise _wrong(tag, name, expected, value)
     try:
         built: Message = cls(**fields)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a missing field; __post_init__ checks
         raise CodecError(f"{tag}: {exc}") from exc
     return built
 
@@ -142,6 +232,6 @@ def decode(data: bytes) -> Message:
     if not isinstance(top, tuple) or len(top) != 3:
         raise CodecError("not a message: expected [version, type, fields]")
     version, tag, fields = top
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # True == 1, but is no version
         raise CodecError(f"format version {version!r} is not supported (this is {FORMAT_VERSION})")
     return _build(tag, fields)

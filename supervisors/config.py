@@ -10,27 +10,49 @@ Every setting is declared once in :data:`SETTINGS`, which drives parsing, valida
 - On the command line, ``--set name=value`` overrides any setting; a few have their own flag.
 
 A wrong value fails at start with one :class:`~messages.errors.ConfigError` line naming the
-setting as the user wrote it. An unknown TOML key or an unknown ``VOLSPIKE_*`` variable is an
-error too (a typo must not silently fall back to a default).
+setting as the user wrote it. A typo must not silently fall back to a default, so an unknown
+name is an error too, with "did you mean X?" when a known name is close:
+
+- an unknown TOML key or ``--set`` name;
+- an unknown variable under a prefix only this program (or the original) uses:
+  ``VOLSPIKE_``, ``OI_``, ``FUNDING_API_``;
+- a variable under a prefix other software shares (``TELEGRAM_``, ``BINANCE_``, ``VOLUME_``,
+  ``MIN_``, or holding ``CHAT``) only when it is very close to one of ours
+  (``TELEGRAM_TOKN``, ``CHATID``); ``TELEGRAM_BOT_API_SECRET`` and the like are left alone.
+
+The original's retired variables (:data:`LEGACY_ENV`) warn instead; ``VOLSPIKE_FIXTURES_DIR``
+and ``VOLSPIKE_SIM_FIXTURES`` (the test suite's and the simulator's) are not settings and pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from messages.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["SETTINGS", "Config", "Setting", "load_config", "render_config", "settings_table"]
+__all__ = [
+    "LEGACY_ENV",
+    "SETTINGS",
+    "Config",
+    "Setting",
+    "load_config",
+    "render_config",
+    "settings_table",
+    "strip_userinfo",
+]
 
 Source = Literal["default", "toml", "env", "cli"]
 
@@ -409,9 +431,16 @@ class Config:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value that is set (to register with the log redactor)."""
-        values = (getattr(self, s.name) for s in SETTINGS if s.secret)
-        return tuple(v for v in values if v)
+        """Every secret value that is set, to register with the log redactor.
+
+        That is the secret settings, and the credentials inside any URL setting
+        (``https://user:password@host``).
+        """
+        values = [getattr(self, s.name) for s in SETTINGS if s.secret]
+        for s in SETTINGS:
+            if s.kind == "url" and getattr(self, s.name):
+                values.extend(_url_credentials(getattr(self, s.name)))
+        return tuple(dict.fromkeys(v for v in values if v))
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied and validated."""
@@ -496,7 +525,28 @@ def _parse(  # noqa: C901, PLR0912 - one branch per kind reads best
     return number
 
 
+def _written(config: Config, name: str, like: str | None = None) -> str:
+    """``name`` as the user wrote it: the variable, ``--set name`` or the TOML key.
+
+    A setting left at its default is named the way the setting ``like`` was written (a
+    variable next to a variable, a setting name next to a ``--set`` or a TOML key).
+    """
+    source = config.sources.get(name)
+    if source is None and like is not None:
+        return name if config.sources.get(like) in ("cli", "toml") else _BY_NAME[name].env
+    if source == "cli":
+        return f"--set {name}"
+    if source == "toml":
+        return name
+    return _BY_NAME[name].env
+
+
+def _number(value: float) -> str:
+    return format(value, ".15g")
+
+
 def _check_relations(config: Config) -> None:
+    named = functools.partial(_written, config)
     pairs = (
         ("volspike_api_url", "volspike_api_key"),
         ("volspike_api_url_dev", "volspike_api_key_dev"),
@@ -507,15 +557,65 @@ def _check_relations(config: Config) -> None:
         if (a is None) != (b is None):
             have, missing = (first, second) if a is not None else (second, first)
             raise ConfigError(
-                _BY_NAME[missing].env,
-                f"must be set together with {_BY_NAME[have].env} (only one of the two is set)",
+                named(missing, have),
+                f"must be set together with {named(have)} (only one of the two is set)",
             )
     if config.volspike_api_url_dev is not None and config.volspike_api_url is None:
-        raise ConfigError("VOLSPIKE_API_URL_DEV", "a DEV backend needs a PROD backend too")
-    if config.oi_min_interval_sec > config.oi_max_interval_sec:
-        raise ConfigError("OI_MIN_INTERVAL_SEC", "is greater than OI_MAX_INTERVAL_SEC")
-    if config.oi_liquid_exit_quote_24h > config.oi_liquid_enter_quote_24h:
-        raise ConfigError("OI_LIQUID_EXIT_QUOTE_24H", "is greater than OI_LIQUID_ENTER_QUOTE_24H")
+        dev = "volspike_api_url_dev"
+        raise ConfigError(
+            named(dev), f"a DEV backend needs a PROD backend too ({named('volspike_api_url', dev)})"
+        )
+    ordered = (
+        ("oi_min_interval_sec", "oi_max_interval_sec"),
+        ("oi_liquid_exit_quote_24h", "oi_liquid_enter_quote_24h"),
+    )
+    for low, high in ordered:
+        small, large = getattr(config, low), getattr(config, high)
+        if small <= large:
+            continue
+        if high in config.sources and low not in config.sources:  # blame what the user set
+            raise ConfigError(
+                named(high),
+                f"{_number(large)} is less than {named(low, high)} ({_number(small)})",
+            )
+        raise ConfigError(
+            named(low), f"{_number(small)} is greater than {named(high, low)} ({_number(large)})"
+        )
+
+
+_STRICT_PREFIXES = ("VOLSPIKE_", "OI_", "FUNDING_API_")
+"""Environment prefixes that belong to this program (and the original): unknown is an error."""
+_SHARED_PREFIXES = ("TELEGRAM_", "BINANCE_", "VOLUME_", "MIN_")
+"""Prefixes other software uses too: unknown is an error only when it is close to ours."""
+_OTHER_ENV = frozenset({"VOLSPIKE_FIXTURES_DIR", "VOLSPIKE_SIM_FIXTURES"})
+"""Ours, but not settings: read by the test suite and the simulator, accepted here."""
+_SHARED_CUTOFF = 0.85
+_SUGGEST_CUTOFF = 0.8
+"""difflib ratios: a suggestion must be this close (``FUNDING_API_PROT`` → 0.94)."""
+
+
+def _did_you_mean(name: str, known: Iterable[str], cutoff: float) -> str | None:
+    """The closest current name (a retired one is never suggested), if any is this close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _unknown(name: str, known: Iterable[str], cutoff: float = _SUGGEST_CUTOFF) -> str:
+    """The problem text for an unknown name, with a suggestion when one is close."""
+    guess = _did_you_mean(name, known, cutoff)
+    return "unknown setting" + (f", did you mean {guess}?" if guess else " (a typo?)")
+
+
+def _check_unknown_env(name: str) -> None:
+    """Raise for a variable that looks like one of ours but is not (see the module doc)."""
+    if name in _OTHER_ENV:
+        return
+    if name.startswith(_STRICT_PREFIXES):
+        raise ConfigError(name, _unknown(name, _BY_ENV))
+    if name.startswith(_SHARED_PREFIXES) or "CHAT" in name:
+        guess = _did_you_mean(name, _BY_ENV, _SHARED_CUTOFF)
+        if guess is not None:
+            raise ConfigError(name, f"unknown setting, did you mean {guess}?")
 
 
 def load_config(  # noqa: C901 - three sources, each checked in place
@@ -550,28 +650,78 @@ def load_config(  # noqa: C901 - three sources, each checked in place
         for key, raw in document.items():
             setting = _BY_NAME.get(key)
             if setting is None:
-                raise ConfigError(f"{path}: {key}", "unknown setting")
+                raise ConfigError(f"{path}: {key}", _unknown(str(key), _BY_NAME))
             values[key] = _parse(setting, raw, f"{path}: {key}", typed=True)
             sources[key] = "toml"
-    for name, raw in env.items():
+    for name, raw in sorted(env.items()):  # sorted: the same first error on every start
         setting = _BY_ENV.get(name)
         if setting is None:
-            if name in LEGACY_ENV and warn is not None:
-                warn(f"{name} is set but no longer read (see the configuration table)")
-            elif name.startswith("VOLSPIKE_"):
-                raise ConfigError(name, "unknown setting (a typo?)")
+            if name in LEGACY_ENV:
+                if warn is not None:
+                    warn(f"{name} is set but no longer read (see the configuration table)")
+            else:
+                _check_unknown_env(name)
             continue
         values[setting.name] = _parse(setting, raw, name)
         sources[setting.name] = "env"
     for name, raw in (overrides or {}).items():
         setting = _BY_NAME.get(name)
         if setting is None:
-            raise ConfigError(f"--set {name}", "unknown setting")
+            raise ConfigError(f"--set {name}", _unknown(name, _BY_NAME))
         values[name] = _parse(setting, raw, f"--set {name}")
         sources[name] = "cli"
     config = Config(**values, sources=sources)
     _check_relations(config)
     return config
+
+
+def _authority(url: str) -> tuple[int, int] | None:
+    """Where the authority (``user:pw@host:port``) of ``scheme://authority/...`` is."""
+    sep = url.find("://")
+    if sep <= 0 or not _SCHEME.fullmatch(url[:sep]):
+        return None
+    start, end = sep + 3, len(url)
+    for stop in "/?#":
+        found = url.find(stop, start)
+        if 0 <= found < end:
+            end = found
+    return start, end
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without the ``user:password@`` part of its authority, otherwise unchanged.
+
+    ``https://u:pw@host:8443/p?q`` → ``https://host:8443/p?q``; a URL without credentials,
+    or text that is not a URL, comes back as it was.
+    """
+    span = _authority(url)
+    if span is None:
+        return url
+    start, end = span
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return url
+    return url[:start] + url[at + 1 :]
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The secret parts of a URL's userinfo, as written and percent-decoded.
+
+    That is the password, or the user when there is no password (a token as the user name).
+    """
+    span = _authority(url)
+    if span is None:
+        return []
+    start, end = span
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return []
+    user, colon, password = url[start:at].partition(":")
+    secret = password if colon else user
+    return [secret, unquote(secret)] if secret else []
 
 
 def _show(setting: Setting, value: Any) -> str:
@@ -581,6 +731,9 @@ def _show(setting: Setting, value: Any) -> str:
         return "*** (set)"
     if isinstance(value, tuple):
         return ",".join(value)
+    if setting.kind == "url":
+        shown = strip_userinfo(value)
+        return shown if shown == value else f"{shown} (credentials hidden)"
     return str(value)
 
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pykka
 import pytest
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
-"""The recorded Binance payloads and history (``../shared/fixtures`` beside the repo)."""
+FIXTURES_ENV_VAR = "VOLSPIKE_FIXTURES_DIR"
+"""Environment variable naming the fixtures directory when it is not beside the repository."""
+
+DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+"""``../shared/fixtures`` beside the repository."""
+
+FIXTURES = Path(
+    os.environ.get(FIXTURES_ENV_VAR)
+    or os.environ.get("VOLSPIKE_SIM_FIXTURES")  # the simulator's own override, read there too
+    or DEFAULT_FIXTURES
+).expanduser()
+"""The recorded Binance payloads and history: ``$VOLSPIKE_FIXTURES_DIR``, else
+``$VOLSPIKE_SIM_FIXTURES``, else :data:`DEFAULT_FIXTURES`."""
 
 
 @pytest.fixture
 def fixtures_dir() -> Path:
-    """The shared fixtures directory; tests that need it are skipped loudly without it."""
+    """The shared fixtures directory; a test that needs it fails (not skips) without it."""
     if not FIXTURES.is_dir():
-        pytest.fail(f"shared fixtures not found at {FIXTURES}")
+        pytest.fail(
+            f"shared fixtures not found at {FIXTURES}: put them at {DEFAULT_FIXTURES} "
+            f"or set {FIXTURES_ENV_VAR}"
+        )
     return FIXTURES
 
 
@@ -56,11 +71,9 @@ class LineWaiter:
 @pytest.fixture
 def log_stream():
     """Route the logging pipeline into a :class:`LineWaiter` for the test's duration."""
-    from loguru import logger
-
-    from supervisors.logs import setup_logging
+    from supervisors.logs import setup_logging, teardown_logging
 
     stream = LineWaiter()
     setup_logging(level="DEBUG", stream=stream)
     yield stream
-    logger.remove()
+    teardown_logging()

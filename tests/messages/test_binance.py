@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -8,11 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from messages import KlineUpdate, MarkPrices, StreamReply, Tickers
+from messages import KlineUpdate, MarkPrices, StreamReply, Ticker24h, Tickers
 from messages.binance import parse_frame
 from messages.errors import FrameError
 
 RECEIVED = 1_786_171_885_000
+
+# Every recorded WebSocket file, by what the per-file tests below check in it; the guard test
+# at the end fails when a new ws_*.jsonl file appears in the fixtures without a test here.
+MARK_PRICE_FILES = ("ws_markPrice_samples.jsonl", "ws_markPrice_historical_tardis.jsonl")
+TICKER_FILES = ("ws_ticker_samples.jsonl",)
+KLINE_FILES = (
+    "ws_kline_1m_combined_2021-07-22.jsonl",
+    "ws_kline_1m_combined_2021-04-17.jsonl",
+    "ws_kline_samples_misc.jsonl",
+)
+OTHER_EVENT_FILES = ("ws_other_frames_2026-08-08.jsonl",)
 
 
 def _lines(fixtures_dir, name):
@@ -37,9 +49,7 @@ def _assert_mark_prices_match(msg: MarkPrices, events: list[dict]) -> None:
         assert got.next_funding_time_ms == (raw["T"] or None)
 
 
-@pytest.mark.parametrize(
-    "name", ["ws_markPrice_samples.jsonl", "ws_markPrice_historical_tardis.jsonl"]
-)
+@pytest.mark.parametrize("name", MARK_PRICE_FILES)
 def test_every_recorded_mark_price_frame_parses_into_mark_prices(fixtures_dir, name):
     for raw in _lines(fixtures_dir, name):
         parsed = parse_frame(raw, RECEIVED)
@@ -80,8 +90,9 @@ def test_a_bare_array_without_envelope_parses_by_event_type(fixtures_dir):
     assert parsed.message.symbols == ("BTCUSDT", "ETHUSDT")
 
 
-def test_every_recorded_ticker_frame_parses_and_p_is_never_taken_as_a_price(fixtures_dir):
-    for raw in _lines(fixtures_dir, "ws_ticker_samples.jsonl"):
+@pytest.mark.parametrize("name", TICKER_FILES)
+def test_every_recorded_ticker_frame_parses_and_p_is_never_taken_as_a_price(fixtures_dir, name):
+    for raw in _lines(fixtures_dir, name):
         parsed = parse_frame(raw, RECEIVED)
         assert isinstance(parsed.message, Tickers)
         data = _data(raw)
@@ -94,14 +105,7 @@ def test_every_recorded_ticker_frame_parses_and_p_is_never_taken_as_a_price(fixt
             assert got.last_price != float(event["p"])  # p is the 24 h change (incident I-2)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "ws_kline_1m_combined_2021-07-22.jsonl",
-        "ws_kline_1m_combined_2021-04-17.jsonl",
-        "ws_kline_samples_misc.jsonl",
-    ],
-)
+@pytest.mark.parametrize("name", KLINE_FILES)
 def test_every_recorded_kline_frame_parses_into_a_kline_update(fixtures_dir, name):
     closed = 0
     for raw in _lines(fixtures_dir, name):
@@ -124,8 +128,9 @@ def test_every_recorded_kline_frame_parses_into_a_kline_update(fixtures_dir, nam
     assert closed == expected.get(name, 1)
 
 
-def test_events_we_do_not_subscribe_to_are_rejected_as_unknown(fixtures_dir):
-    for raw in _lines(fixtures_dir, "ws_other_frames_2026-08-08.jsonl"):
+@pytest.mark.parametrize("name", OTHER_EVENT_FILES)
+def test_events_we_do_not_subscribe_to_are_rejected_as_unknown(fixtures_dir, name):
+    for raw in _lines(fixtures_dir, name):
         with pytest.raises(FrameError) as info:
             parse_frame(raw, RECEIVED)
         assert info.value.reason == "unknown_event"
@@ -174,6 +179,9 @@ GOOD = {
         ({"p": "0"}, "bad_price"),
         ({"p": "0.00000000"}, "bad_price"),
         ({"p": "abc"}, "bad_number"),
+        ({"p": "64_991.5"}, "bad_number"),
+        ({"i": "1_0"}, "bad_number"),
+        ({"r": "0.000_1"}, "bad_number"),
         ({"p": ""}, "bad_number"),
         ({"p": None}, "bad_number"),
         ({"p": True}, "bad_number"),
@@ -273,6 +281,211 @@ def test_a_kline_whose_inner_symbol_differs_is_rejected():
         parse_frame(orjson.dumps(frame), RECEIVED)
 
 
+# --- 24 h tickers and klines: every numeric field, every way it can be wrong ---------------
+
+GOOD_TICKER = {
+    "e": "24hrTicker",
+    "E": 1653815205866,
+    "s": "ETHUSDT",
+    "p": "24.69",
+    "P": "1.405",
+    "w": "1782.01",
+    "c": "1782.02",
+    "Q": "0.003",
+    "o": "1757.33",
+    "h": "1809.33",
+    "l": "1750.45",
+    "v": "1678290.411",
+    "q": "2990736920.72",
+    "O": 1653728760000,
+    "C": 1653815205856,
+    "F": 1689354205,
+    "L": 1691266554,
+    "n": 1912297,
+}
+
+MISSING = object()
+"""A marker: the field is removed instead of set."""
+
+BAD_NUMBERS = [
+    ("NaN", "bad_number"),
+    ("nan", "bad_number"),
+    ("inf", "bad_number"),
+    ("-Infinity", "bad_number"),
+    ("1e400", "bad_number"),
+    ("abc", "bad_number"),
+    ("", "bad_number"),
+    ("1_000", "bad_number"),
+    (None, "bad_number"),
+    (True, "bad_number"),
+    ([1], "bad_number"),
+]
+PRICE_CASES = [*BAD_NUMBERS, ("0", "bad_price"), ("0.000", "bad_price"), ("-1.5", "bad_price")]
+VOLUME_CASES = [*BAD_NUMBERS, ("-0.001", "bad_volume"), (-3, "bad_volume")]
+
+
+def _with(entry: dict, field: str, value) -> dict:
+    changed = copy.deepcopy(entry)
+    if value is MISSING:
+        del changed[field]
+    else:
+        changed[field] = value
+    return changed
+
+
+TICKER_REJECTIONS = [
+    *[("c", value, reason) for value, reason in PRICE_CASES],
+    ("c", MISSING, "missing_field"),
+    *[("o", value, reason) for value, reason in PRICE_CASES if value is not None],
+    *[("q", value, reason) for value, reason in VOLUME_CASES],
+    ("q", MISSING, "missing_field"),
+    *[("v", value, reason) for value, reason in VOLUME_CASES if value is not None],
+    *[("P", value, reason) for value, reason in BAD_NUMBERS if value is not None],
+    ("n", "1912297", "bad_integer"),
+    ("n", 1.5, "bad_integer"),
+    ("E", MISSING, "missing_field"),
+    ("E", 0, "bad_time"),
+    ("E", "1653815205866", "bad_integer"),
+    ("s", "", "bad_symbol"),
+    ("s", MISSING, "bad_symbol"),
+]
+
+
+@pytest.mark.parametrize("envelope", [True, False], ids=["combined", "bare"])
+@pytest.mark.parametrize(("field", "value", "reason"), TICKER_REJECTIONS)
+def test_a_bad_ticker_entry_is_counted_with_its_typed_reason_and_the_rest_kept(
+    field, value, reason, envelope
+):
+    entries = [
+        GOOD_TICKER,
+        _with({**GOOD_TICKER, "s": "BADUSDT"}, field, value),
+        {**GOOD_TICKER, "s": "BTCUSDT"},
+    ]
+    frame = {"stream": "!ticker@arr", "data": entries} if envelope else entries
+    parsed = parse_frame(orjson.dumps(frame), RECEIVED)
+    assert isinstance(parsed.message, Tickers)
+    assert [t.symbol for t in parsed.message.items] == ["ETHUSDT", "BTCUSDT"]
+    assert parsed.message.rejected == 1
+    assert [e.reason for e in parsed.errors] == [reason]
+    assert isinstance(parsed.errors[0], FrameError)
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), TICKER_REJECTIONS)
+def test_a_bad_single_ticker_event_raises_its_typed_reason(field, value, reason):
+    raw = orjson.dumps({"stream": "ethusdt@ticker", "data": _with(GOOD_TICKER, field, value)})
+    with pytest.raises(FrameError) as info:
+        parse_frame(raw, RECEIVED)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "attribute", "expected"),
+    [
+        ("q", "0", "quote_volume", 0.0),  # a dead market trades nothing: a real zero
+        ("v", "0.000", "base_volume", 0.0),
+        ("P", "-4.5", "price_change_percent", -4.5),
+        ("P", "0", "price_change_percent", 0.0),
+        ("o", MISSING, "open_price", None),  # missing is unknown, not zero
+        ("v", MISSING, "base_volume", None),
+        ("P", MISSING, "price_change_percent", None),
+        ("n", MISSING, "trade_count", None),
+        ("c", 1782, "last_price", 1782.0),  # a JSON number where a string is usual
+    ],
+)
+def test_ticker_values_that_are_unusual_but_valid_are_kept(field, value, attribute, expected):
+    frame = {"stream": "!ticker@arr", "data": [_with(GOOD_TICKER, field, value)]}
+    parsed = parse_frame(orjson.dumps(frame), RECEIVED)
+    (item,) = parsed.message.items
+    assert getattr(item, attribute) == expected
+    assert parsed.message.rejected == 0
+
+
+def test_a_bare_ticker_array_without_envelope_parses_by_event_type(fixtures_dir):
+    raw = _lines(fixtures_dir, "ws_ticker_samples.jsonl")[1]
+    entries = json.loads(raw)["data"]
+    bare = orjson.dumps([*entries, {**GOOD_TICKER, "s": "ETHUSDT"}])
+    parsed = parse_frame(bare, RECEIVED)
+    assert isinstance(parsed.message, Tickers)
+    assert [t.symbol for t in parsed.message.items] == ["IOTXUSDT", "ETHUSDT"]
+    assert parsed.message.items[0] == Ticker24h(
+        symbol="IOTXUSDT",
+        event_time_ms=1653814800126,
+        last_price=0.03529,
+        quote_volume=12312309.61,
+        base_volume=346584392.0,
+        open_price=0.03476,
+        price_change_percent=1.525,
+        trade_count=60794,
+    )
+    assert parsed.message.received_ms == RECEIVED
+
+
+GOOD_KLINE = {
+    "e": "kline",
+    "E": 1786173360960,
+    "s": "BTCUSDT",
+    "k": {
+        "t": 1786173300000,
+        "T": 1786173359999,
+        "s": "BTCUSDT",
+        "i": "1m",
+        "f": 7960920076,
+        "L": 7960920277,
+        "o": "64970.80",
+        "c": "64969.40",
+        "h": "64970.90",
+        "l": "64969.40",
+        "v": "9.090",
+        "n": 194,
+        "x": True,
+        "q": "590577.96880",
+        "V": "3.460",
+        "Q": "224795.09440",
+        "B": "0",
+    },
+}
+
+
+def _kline_with(field: str, value) -> dict:
+    frame = copy.deepcopy(GOOD_KLINE)
+    frame["k"] = _with(frame["k"], field, value)
+    return frame
+
+
+KLINE_REJECTIONS = [
+    *[(field, value, reason) for field in "ohlc" for value, reason in PRICE_CASES],
+    *[(field, MISSING, "missing_field") for field in "ohlcvq"],
+    *[(field, value, reason) for field in "vq" for value, reason in VOLUME_CASES],
+    *[("Q", value, reason) for value, reason in VOLUME_CASES if value is not None],
+    ("n", "194", "bad_integer"),
+    ("n", MISSING, "missing_field"),
+    ("x", "true", "bad_kline"),
+    ("x", MISSING, "missing_field"),
+    ("i", "", "bad_kline"),
+    ("t", 0, "bad_time"),
+    ("T", 1, "bad_kline"),  # before the open time
+    ("T", "1786173359999", "bad_integer"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), KLINE_REJECTIONS)
+def test_a_bad_kline_field_raises_its_typed_reason(field, value, reason):
+    raw = orjson.dumps({"stream": "btcusdt@kline_1m", "data": _kline_with(field, value)})
+    with pytest.raises(FrameError) as info:
+        parse_frame(raw, RECEIVED)
+    assert info.value.reason == reason
+    assert f"k.{field}" in info.value.detail or reason in ("missing_field", "bad_kline")
+
+
+def test_kline_volumes_may_be_zero_and_taker_volume_may_be_missing():
+    frame = _kline_with("v", "0")
+    frame["k"]["q"] = "0.0"
+    del frame["k"]["Q"]
+    kline = parse_frame(orjson.dumps(frame), RECEIVED).message.kline
+    assert (kline.base_volume, kline.quote_volume) == (0.0, 0.0)
+    assert kline.taker_buy_quote_volume is None
+
+
 # --- fuzzing -----------------------------------------------------------------------------
 
 json_scalars = st.one_of(
@@ -309,9 +522,32 @@ def _check_parsed(parsed):
         assert message.rejected == len(parsed.errors)
     if isinstance(message, Tickers):
         for entry in message.items:
-            assert math.isfinite(entry.last_price)
-            assert entry.last_price > 0
-            assert entry.quote_volume >= 0
+            assert _price_ok(entry.last_price)
+            assert _volume_ok(entry.quote_volume)
+            assert entry.base_volume is None or _volume_ok(entry.base_volume)
+            assert entry.open_price is None or _price_ok(entry.open_price)
+            assert entry.price_change_percent is None or math.isfinite(entry.price_change_percent)
+            assert entry.event_time_ms > 0
+        assert message.rejected == len(parsed.errors)
+    if isinstance(message, KlineUpdate):
+        kline = message.kline
+        assert all(_price_ok(p) for p in (kline.open, kline.high, kline.low, kline.close))
+        assert _volume_ok(kline.base_volume)
+        assert _volume_ok(kline.quote_volume)
+        assert kline.taker_buy_quote_volume is None or _volume_ok(kline.taker_buy_quote_volume)
+        assert type(kline.trade_count) is int
+        assert type(kline.closed) is bool
+        assert 0 < kline.open_time_ms <= kline.close_time_ms
+        assert message.event_time_ms > 0
+        assert parsed.errors == ()
+
+
+def _price_ok(value) -> bool:
+    return type(value) is float and math.isfinite(value) and value > 0
+
+
+def _volume_ok(value) -> bool:
+    return type(value) is float and math.isfinite(value) and value >= 0
 
 
 @settings(max_examples=400, deadline=None)
@@ -343,3 +579,143 @@ def test_fuzzed_bytes_never_crash_the_parser(raw):
         _check_parsed(parse_frame(raw, RECEIVED))
     except FrameError:
         pass
+
+
+mutated_kline = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(
+        ("t", "T", "s", "i", "o", "h", "l", "c", "v", "q", "n", "x", "Q"), json_scalars
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_kline, st.sampled_from(["BTCUSDT", "", 5]), json_scalars)
+def test_fuzzed_klines_never_produce_a_bad_candle(k, symbol, event_time):
+    frame = {"e": "kline", "E": event_time, "s": symbol, "k": k}
+    try:
+        _check_parsed(parse_frame(orjson.dumps(frame), RECEIVED))
+    except FrameError:
+        pass
+
+
+# --- real frames, one numeric field mutated ------------------------------------------------
+
+NUMBER_TEXT = st.one_of(
+    st.sampled_from(
+        ["NaN", "-nan", "inf", "-inf", "1e400", "-1e400", "0", "-0", "0.0", "-1", "1_000"]
+    ),
+    st.sampled_from(["", " ", "abc", "1.2.3", "0x10", "1e5", "2.5", "-0.001", "1e-320"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-(10**6), max_value=10**6).map(str),
+)
+MUTATION = st.one_of(
+    NUMBER_TEXT,
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.none(),
+    st.booleans(),
+    st.just(MISSING),
+)
+PRICE_FIELDS = {"c", "o", "k.o", "k.h", "k.l", "k.c"}
+VOLUME_FIELDS = {"q", "v", "k.v", "k.q", "k.Q"}
+OPTIONAL_FIELDS = {"o", "v", "P", "k.Q"}
+
+
+def _expected(field: str, value) -> float | str | None:
+    """What the parser must make of ``value`` in ``field``: the number, None, or "reject"."""
+    if value is MISSING:
+        return None if field in OPTIONAL_FIELDS else "reject"
+    if value is None and field in OPTIONAL_FIELDS:
+        return None
+    if type(value) is str:
+        if "_" in value:
+            return "reject"
+        try:
+            number = float(value)
+        except ValueError:
+            return "reject"
+    elif type(value) in (int, float):
+        number = float(value)
+    else:
+        return "reject"
+    if not math.isfinite(number):
+        return "reject"
+    if field in PRICE_FIELDS and number <= 0:
+        return "reject"
+    if field in VOLUME_FIELDS and number < 0:
+        return "reject"
+    return number
+
+
+def _field_value(message, field: str):
+    if isinstance(message, KlineUpdate):
+        attribute = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "base_volume"}
+        attribute |= {"q": "quote_volume", "Q": "taker_buy_quote_volume"}
+        return getattr(message.kline, attribute[field.removeprefix("k.")])
+    attribute = {"c": "last_price", "o": "open_price", "q": "quote_volume", "v": "base_volume"}
+    attribute |= {"P": "price_change_percent"}
+    (item,) = [t for t in message.items if t.symbol == "MUTATED"]
+    return getattr(item, attribute[field])
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        (TICKER_FILES[0], ("c", "o", "q", "v", "P")),
+        (KLINE_FILES[2], ("k.o", "k.h", "k.l", "k.c", "k.v", "k.q", "k.Q")),
+        (KLINE_FILES[0], ("k.o", "k.h", "k.l", "k.c", "k.v", "k.q", "k.Q")),
+    ],
+)
+def test_a_real_frame_with_one_field_mutated_is_parsed_exactly_or_rejected_with_a_count(
+    fixtures_dir, name, fields
+):
+    frames = [json.loads(raw) for raw in _lines(fixtures_dir, name)]
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.sampled_from(frames), st.sampled_from(fields), MUTATION)
+    def check(frame, field, value):
+        frame = copy.deepcopy(frame)
+        data = frame["data"]
+        if isinstance(data, list):  # an array: mutate one entry, keep a good one beside it
+            data.append({**data[0], "s": "MUTATED"})
+            target = data[-1]
+        else:
+            data["s"] = "MUTATED"
+            target = data
+        if field.startswith("k."):
+            target["k"]["s"] = "MUTATED"
+            target = target["k"]
+        key = field.removeprefix("k.")
+        if value is MISSING:
+            del target[key]
+        else:
+            target[key] = value
+        expected = _expected(field, value)
+        try:
+            parsed = parse_frame(orjson.dumps(frame), RECEIVED)
+        except FrameError:
+            parsed = None
+        if parsed is None:
+            assert expected == "reject", (field, value)
+            assert not isinstance(data, list)  # an array counts its bad entries instead
+            return
+        _check_parsed(parsed)
+        if isinstance(parsed.message, Tickers) and isinstance(data, list):
+            if expected == "reject":
+                assert parsed.message.rejected == 1
+                assert len(parsed.errors) == 1
+                assert "MUTATED" not in {t.symbol for t in parsed.message.items}
+                return
+            assert parsed.message.rejected == 0
+        assert expected != "reject", (field, value)
+        assert _field_value(parsed.message, field) == expected
+
+    check()
+
+
+def test_every_recorded_websocket_file_is_covered_by_a_per_file_test(fixtures_dir):
+    covered = {*MARK_PRICE_FILES, *TICKER_FILES, *KLINE_FILES, *OTHER_EVENT_FILES}
+    present = {path.name for path in (fixtures_dir / "binance").glob("ws_*.jsonl")}
+    assert present - covered == set(), "add the new recording to a per-file test above"
+    assert covered - present == set(), "a per-file test names a recording that is gone"

@@ -136,6 +136,7 @@ def test_the_recorded_frames_parse_the_same_with_and_without_the_fast_path(fixtu
     st.one_of(
         st.sampled_from(["", "NaN", "nan", "inf", "-inf", "Infinity", "1e400", "0", "-1", "-0"]),
         st.sampled_from([" 1", "1_0", "+1", "0x10", "1e5", "abc", "1.5", "-0.0001"]),
+        st.sampled_from(["1_000.5", "0.000_1", "\u0661\u0662", ".5", "1.", "00012"]),
         st.integers(min_value=-(2**63), max_value=2**63 - 1),
         st.floats(allow_nan=False, allow_infinity=False),
         st.booleans(),
@@ -164,6 +165,7 @@ def test_a_well_formed_ticker_frame_takes_the_fast_path_and_matches_the_referenc
     st.sampled_from(["c", "q", "v", "o", "P", "n", "E", "s", "e"]),
     st.one_of(
         st.sampled_from(["", "NaN", "inf", "1e400", "0", "-1", "-0", " 1", "1_0", "abc", "2.5"]),
+        st.sampled_from(["1_000.5", "\u0661\u0662", ".5", "1.", "00012", "+3"]),
         st.integers(min_value=-(2**63), max_value=2**63 - 1),
         st.floats(allow_nan=False, allow_infinity=False),
         st.booleans(),
@@ -179,6 +181,24 @@ def test_an_unusual_ticker_field_never_passes_the_fast_path_unless_the_reference
     _assert_agrees(
         orjson.dumps({"stream": "!ticker@arr", "data": entries}), tickers, _reference_tickers
     )
+
+
+def test_an_underscored_number_is_refused_by_the_fast_path_and_the_reference_alike():
+    # float("1_000") == 1000.0, msgspec refuses it: the reference must refuse it too.
+    for field in ("p", "i", "r"):
+        raw = _combined([_entry(0), _entry(1, **{field: "1_000"}), _entry(2)])
+        assert mark_prices(raw, RECEIVED_MS) is None
+        message, errors = _reference(raw)
+        assert errors == 1
+        assert message.symbols == ("SYM0USDT", "SYM2USDT")
+        assert parse_frame(raw, RECEIVED_MS).message == message
+    for field in ("c", "q", "v", "o", "P"):
+        entries = [_ticker(0), _ticker(1, **{field: "2_5"})]
+        raw = orjson.dumps({"stream": "!ticker@arr", "data": entries})
+        assert tickers(raw, RECEIVED_MS) is None
+        tickers_message, errors = _reference_tickers(raw)
+        assert errors == 1
+        assert [t.symbol for t in tickers_message.items] == ["SYM0USDT"]
 
 
 def test_a_non_bytes_or_other_frame_is_left_to_the_reference():
