@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 import pykka.debug
 from loguru import logger
 
+from actors._store import DB_NAME
 from messages.errors import ConfigError
 from supervisors.app import Boards, build_tree
-from supervisors.config import load_config, render_config
+from supervisors.config import Config, load_config, render_config, strip_userinfo
 from supervisors.logs import setup_logging
 from supervisors.root import start_tree
 from supervisors.runtime import tune_gc
@@ -28,8 +29,6 @@ from supervisors.runtime import tune_gc
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
-
-    from supervisors.config import Config
 
 __all__ = ["main"]
 
@@ -96,32 +95,72 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     return overrides
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT ask for a clean stop; SIGUSR1 dumps every thread's stack."""
+class _SignalStop(threading.Event):
+    """Set by SIGTERM / SIGINT; remembers which one, for the main loop to log."""
+
+    signal_name: str | None = None
+
+
+def _install_signal_handlers(stop: _SignalStop) -> None:
+    """SIGTERM/SIGINT ask for a clean stop; SIGUSR1 dumps every thread's stack.
+
+    The handlers never log: a handler runs in the main thread between two bytecodes, possibly
+    while the main thread is inside a log call that holds loguru's (non re-entrant) lock, and
+    the line would be lost with a "Logging error" on standard error. The stop is logged by the
+    main loop; the stack dump runs in a thread of its own, which waits for the lock.
+    """
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("received {}, stopping", signal.Signals(signum).name)
+        stop.signal_name = signal.Signals(signum).name
         stop.set()
+
+    def dump_stacks(_signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(
+            target=pykka.debug.log_thread_tracebacks, name="stack-dump", daemon=True
+        ).start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
+    signal.signal(signal.SIGUSR1, dump_stacks)
 
 
-def _banner(config: Config) -> None:
+def _banner(config: Config, *, simulated: bool = False) -> None:
+    """Say what runs: the mode, the exchange endpoints, the HTTP API and every sink.
+
+    Secrets never appear: the API keys and the Telegram token are not printed at all, and a
+    password embedded in a URL (``http://user:pass@host/``) is stripped with the userinfo.
+    """
+    if simulated:
+        mode = "simulation (the built-in local exchange, no internet needed)"
+    elif (config.binance_rest_url, config.binance_ws_url) == _LIVE_BINANCE:
+        mode = "live Binance"
+    else:
+        mode = "live, custom exchange endpoints"
     sinks = []
     if config.has_prod_backend:
-        sinks.append(f"backend PROD {config.volspike_api_url}")
+        sinks.append(f"backend PROD {_show_url(config.volspike_api_url)}")
     if config.has_dev_backend:
-        sinks.append(f"backend DEV {config.volspike_api_url_dev}")
+        sinks.append(f"backend DEV {_show_url(config.volspike_api_url_dev)}")
     if config.has_telegram:
-        sinks.append(f"telegram chat {config.chat_id}")
-    if not sinks:
-        sinks.append(f"local SQLite {config.state_dir / 'volspike.db'} (no backend configured)")
-    logger.info("volspike-actors starting")
-    logger.info("exchange: REST {} | WebSocket {}", config.binance_rest_url, config.binance_ws_url)
+        sinks.append(f"telegram chat {config.chat_id} via {_show_url(config.telegram_api_url)}")
+    local = f"local SQLite {config.state_dir / DB_NAME}"  # always on (build_tree)
+    sinks.append(local if config.has_prod_backend else f"{local} (no backend configured)")
+    logger.info("volspike-actors starting; mode: {}", mode)
+    logger.info(
+        "exchange: REST {} | WebSocket {}",
+        _show_url(config.binance_rest_url),
+        _show_url(config.binance_ws_url),
+    )
     logger.info("HTTP API: http://{}:{}", config.funding_api_host, config.funding_api_port)
     logger.info("sinks: {}", "; ".join(sinks))
+
+
+_LIVE_BINANCE = (Config().binance_rest_url, Config().binance_ws_url)
+"""The exchange endpoints of "live Binance" mode (the built-in defaults)."""
+
+
+def _show_url(url: str | None) -> str:
+    return "(unset)" if url is None else strip_userinfo(url)
 
 
 class _Simulation:
@@ -189,7 +228,7 @@ class _Simulation:
 
 def run(config: Config, stop: threading.Event, simulation: _Simulation | None = None) -> int:
     """Run the supervision tree until ``stop`` is set or the tree ends; returns the exit code."""
-    _banner(config)
+    _banner(config, simulated=simulation is not None)
     if simulation is not None:
         simulation.start()
     boards = Boards()
@@ -205,6 +244,8 @@ def run(config: Config, stop: threading.Event, simulation: _Simulation | None = 
                 logger.error("the supervision tree ended by itself (exit code {})", code)
                 return code
             if stop.is_set():
+                received = getattr(stop, "signal_name", None)
+                logger.info("received {}, stopping", received or "a stop request")
                 code = handle.shutdown("stop requested", exit_code=EXIT_OK, timeout=60.0)
                 if code is None:
                     logger.error("the tree did not stop within 60 s; exiting anyway")
@@ -240,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     setup_logging(level=config.log_level, json=config.log_json, secrets=config.secrets)
     tune_gc(config.gc_young_threshold)
-    stop = threading.Event()
+    stop = _SignalStop()
     _install_signal_handlers(stop)
     simulation = None
     try:
