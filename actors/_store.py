@@ -31,6 +31,7 @@ marked ``dropped`` and counted); alerts are never dropped.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +222,7 @@ class StateStore:
         if max_sample_batches < 1:
             raise ValueError("max_sample_batches must be at least 1")
         self.max_sample_batches = max_sample_batches
+        self._dropped: Counter[str] = Counter()  # since take_dropped, this connection
         Path(state_dir).mkdir(parents=True, exist_ok=True)
         self.path = Path(state_dir) / DB_NAME
         """Where the database lives (tell the user)."""
@@ -318,11 +320,12 @@ class StateStore:
         """Store payloads for ``sinks`` in one transaction; returns how many were new.
 
         A key already in the outbox is skipped: first write wins, sinks are not added. Sample
-        entries then enforce the per-sink batch bound.
+        entries then enforce the per-sink batch bound (what it drops: :meth:`take_dropped`).
         """
         if not sinks:
             raise ValueError("a payload needs at least one sink")
         inserted = 0
+        dropped: Counter[str] = Counter()
         with self._tx() as conn:
             for entry in entries:
                 cursor = conn.execute(
@@ -347,10 +350,20 @@ class StateStore:
                 )
             if any(entry.kind == SAMPLE_KIND for entry in entries):
                 for sink in dict.fromkeys(sinks):
-                    self._bound_samples(sink, now_ms)
+                    dropped[sink] += self._bound_samples(sink, now_ms)
+        self._dropped.update(+dropped)  # committed: now they count
         return inserted
 
-    def _bound_samples(self, sink: str, now_ms: int) -> None:
+    def take_dropped(self) -> dict[str, int]:
+        """Sample chunks the backlog bound dropped, by sink, since the last call (then reset).
+
+        Only this connection's drops: the persisted totals are :meth:`dropped_samples`.
+        """
+        dropped, self._dropped = dict(self._dropped), Counter()
+        return dropped
+
+    def _bound_samples(self, sink: str, now_ms: int) -> int:
+        """Drop the oldest pending sample batches of ``sink`` beyond the bound; returns chunks."""
         batches = [
             row[0]
             for row in self._conn.execute(
@@ -375,6 +388,7 @@ class StateStore:
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 (f"dropped_samples:{sink}", dropped),
             )
+        return dropped
 
     def due(
         self, sink: str, now_ms: int, limit: int = 100, *, lease_ms: int = 0

@@ -33,9 +33,12 @@ Binance has no open-interest stream, so every liquid symbol is polled through th
   request expires at the gateway after one interval (a newer one is due by then).
 - **Each answer** → :class:`~messages.open_interest.OiSample` stamped with the response's
   ``time``, mark price and funding rate from the price board when fresh (omitted otherwise,
-  never 0.0) → :class:`~actors._oi_rule.OiAlertRule` → alerts told to the poster at once
-  (the rule state is saved in the store first, when it changed, so a restart neither repeats
-  nor loses an alert).
+  never 0.0) → :class:`~actors._oi_rule.OiAlertRule` → alerts handed to the poster at once,
+  with a receipt (:mod:`actors._handoff`): an alert stays the poller's until the poster answers
+  ``AlertsCommitted``, and is handed over again on the ``oi-deliver`` tick when no answer came
+  within ``resend_after_s``. The rule state (OUTSIDE sides, cooldowns) and the alerts waiting
+  for a receipt are saved in one ``PutState`` before the alerts leave, so a restart or
+  ``kill -9`` neither repeats nor loses an alert (a new incarnation resends the saved ones).
 - **Samples** are batched: told to the poster as ``OiSamples(source="realtime")`` every
   ``deliver_period_s`` (the poster chunks them to 100), and to the store for the OI history
   every ``persist_period_s``.
@@ -55,15 +58,17 @@ Binance has no open-interest stream, so every liquid symbol is polled through th
 - **OI board** (:class:`~actors._oi_board.OiBoard`, shared, outlives restarts): every realtime
   and every polled snapshot sample is added, for the volume alerts' ``oiChange``; at start,
   while it is empty, it is filled from the persisted history back to the previous hour's open.
-- **Restarts**: at start the rule state (``GetState("oi-rule", "state")``) and the OI history
-  of the longest lookback (``LoadOiHistory``) are loaded, so baselines are there from the first
-  sample (WEAK-17) and an excursion that already alerted does not alert again.
+- **Restarts**: at start the rule state (``GetState("oi-rule", "state")``, with the alerts
+  still unconfirmed) and the OI history of the longest lookback (``LoadOiHistory``) are loaded,
+  so baselines are there from the first sample (WEAK-17), an excursion that already alerted
+  does not alert again, and an alert the poster never confirmed is handed over again.
 
-Accepts: ``LiquidUniverse``, ``TradingUniverse``, ``RestResponse``, ``Tick``; asks
+Accepts: ``LiquidUniverse``, ``TradingUniverse``, ``RestResponse``, ``Tick``,
+``AlertsCommitted`` (the poster's receipts); asks
 ``"symbols"``, ``"trading"``, ``"interval"``, ``"snapshot"`` (the last finished
 :class:`~actors._oi_snapshot.SnapshotResult`), ``"stats"`` (tests, operators). Emits:
-``RestRequest`` to the gateway; ``OiAlert`` and ``OiSamples`` (``"realtime"``, ``"snapshot"``)
-to the poster; ``OiSamples`` and ``PutState`` to the store.
+``RestRequest`` to the gateway; ``AlertHandoff`` (of ``OiAlert``) and ``OiSamples``
+(``"realtime"``, ``"snapshot"``) to the poster; ``OiSamples`` and ``PutState`` to the store.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from actors._handoff import Unconfirmed
 from actors._oi_board import DEFAULT_MAX_START_GAP_MS, HOUR_MS
 from actors._oi_rule import OiAlertRule, OiRuleConfig
 from actors._oi_snapshot import (
@@ -85,7 +91,7 @@ from actors._oi_snapshot import (
 from actors._weight_budget import oi_poll_interval
 from messages.binance_rest import open_interest_sample
 from messages.control import Tick
-from messages.delivery import GetState, LoadOiHistory, PutState
+from messages.delivery import AlertHandoff, AlertsCommitted, GetState, LoadOiHistory, PutState
 from messages.errors import FrameError
 from messages.open_interest import LiquidUniverse, OiSample, OiSamples, TradingUniverse
 from messages.rest import RestResponse, rest_request
@@ -95,6 +101,7 @@ from supervisors.clock import exchange_now_ms
 from supervisors.spec import ChildSpec
 
 if TYPE_CHECKING:
+    from actors._handoff import Alert
     from actors._oi_board import OiBoard
     from actors._price_board import PriceBoard
     from actors._status import StatusBoard
@@ -160,6 +167,8 @@ class OpenInterestPollerActor(SupervisedActor):
         snapshot_period_s: its period, aligned on the exchange clock.
         snapshot_sweep_s: its polls are spread over this long (less than the period).
         snapshot_max_in_flight: unanswered snapshot requests at most.
+        resend_after_s: an alert the poster has not confirmed this long after it was handed
+            over is handed over again (at the next ``oi-deliver`` tick).
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only settings
@@ -186,6 +195,7 @@ class OpenInterestPollerActor(SupervisedActor):
         snapshot_period_s: float = DEFAULT_PERIOD_S,
         snapshot_sweep_s: float = DEFAULT_SWEEP_S,
         snapshot_max_in_flight: int = 4,
+        resend_after_s: float = 10.0,
     ) -> None:
         super().__init__(context=context)
         if not 0 < snapshot_sweep_s < snapshot_period_s or snapshot_max_in_flight < 1:
@@ -199,6 +209,7 @@ class OpenInterestPollerActor(SupervisedActor):
         self._board = board
         self._status = status
         self._rule = OiAlertRule(rule)
+        self._unconfirmed = Unconfirmed(resend_after_s)
         self._max_rpm = max_req_per_min
         self._min_s, self._max_s = min_interval_s, max_interval_s
         self._reserve = reserve_per_min
@@ -268,6 +279,7 @@ class OpenInterestPollerActor(SupervisedActor):
     def on_start(self) -> None:
         """Load rule state, OI history and the last universe; start flushing and polling."""
         self._load()
+        self._resend()
         if self.timers is not None:
             self.start_timer("oi-deliver", period_s=self._deliver_period_s, catch_up=False)
             self.start_timer("oi-persist", period_s=self._persist_period_s, catch_up=False)
@@ -296,7 +308,9 @@ class OpenInterestPollerActor(SupervisedActor):
             reply = self.registry.ask(
                 self._store, GetState(namespace=RULE_NAMESPACE, key=RULE_KEY), timeout=5
             )
-            self._rule.import_state(reply.value({}) or {}, now_ms)
+            state = reply.value({}) or {}
+            self._rule.import_state(state, now_ms)
+            self._load_unconfirmed(state)
             since = now_ms - self._rule.config.retention_ms
             fill_board = self._oi_board is not None and len(self._oi_board) == 0
             if fill_board:  # back to the previous hour's open, for oiChange
@@ -324,6 +338,18 @@ class OpenInterestPollerActor(SupervisedActor):
             len(self._symbols),
         )
 
+    def _load_unconfirmed(self, state: Any) -> None:
+        """The alerts the previous incarnation was still waiting to see committed."""
+        try:
+            loaded, unreadable = self._unconfirmed.load(state.get("unconfirmed"))
+        except (AttributeError, TypeError) as exc:
+            self._log.error("saved unconfirmed OI alerts unreadable ({}); none resent", exc)
+            return
+        if unreadable:
+            self._log.error("{} saved unconfirmed OI alert(s) unreadable; dropped", unreadable)
+        if loaded:
+            self._log.info("loaded {} OI alert(s) the poster had not confirmed", loaded)
+
     def redeliverable(self, message: Message) -> bool:
         """Answers and ticks are stale a moment later; a universe is worth a retry."""
         return isinstance(message, LiquidUniverse | TradingUniverse)
@@ -333,7 +359,7 @@ class OpenInterestPollerActor(SupervisedActor):
 
     # --- messages -----------------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:  # noqa: C901 - one case per message type
         """Dispatch (actor thread)."""
         match message:
             case LiquidUniverse():
@@ -350,10 +376,13 @@ class OpenInterestPollerActor(SupervisedActor):
                 self._snapshot_poll()
             case Tick(timer="oi-deliver"):
                 self._deliver()
+                self._resend()
                 self._housekeeping()
+            case AlertsCommitted(keys=keys):
+                self._handle_committed(keys)
             case Tick(timer="oi-persist"):
                 self._persist()
-            case "symbols" | "trading" | "interval" | "snapshot" | "stats":
+            case "symbols" | "trading" | "interval" | "snapshot" | "stats" | "unconfirmed":
                 return self._answer(message)
             case _:
                 return super().on_receive(message)
@@ -369,6 +398,8 @@ class OpenInterestPollerActor(SupervisedActor):
                 return self._interval_s
             case "snapshot":
                 return self._last_snapshot
+            case "unconfirmed":
+                return self._unconfirmed.keys()
             case _:
                 return {
                     **self._counts,
@@ -494,9 +525,7 @@ class OpenInterestPollerActor(SupervisedActor):
             self._oi_board.add(sample.symbol, sample.time_ms, sample.open_interest)
         self._to_poster.append(sample)
         self._to_store.append(sample)
-        if evaluation.state_changed:
-            self._save_rule()  # before the alerts leave: a restart never repeats one
-        self._send_alerts(evaluation.alerts)
+        self._send_alerts(evaluation.alerts, state_changed=evaluation.state_changed)
 
     def _enrich(self, sample: OiSample) -> OiSample:
         """Mark price and funding rate from the board when fresh; omitted otherwise."""
@@ -529,7 +558,9 @@ class OpenInterestPollerActor(SupervisedActor):
         if self._oi_board is not None:
             self._oi_board.forget([symbol])
 
-    def _send_alerts(self, alerts: tuple[OiAlert, ...]) -> None:
+    def _send_alerts(self, alerts: tuple[OiAlert, ...], *, state_changed: bool) -> None:
+        """Keep the alerts until the poster confirms them, save, then hand them over."""
+        now = self.clock.monotonic()
         for alert in alerts:
             self._log.info(
                 "OI {} [{}] {} {:+.2%}",
@@ -538,16 +569,57 @@ class OpenInterestPollerActor(SupervisedActor):
                 alert.symbol,
                 alert.pct_change,
             )
-            if self.registry.tell(self._poster, alert):
-                self._counts["oi_alerts_total"] += 1
-            else:
-                self._counts["oi_alerts_undelivered_total"] += 1
-                self._log.error("no {} to take the OI alert for {}", self._poster, alert.symbol)
+            self._unconfirmed.add(alert, now)
+        if state_changed or alerts:
+            self._save_rule()  # before the alerts leave: a restart never repeats nor loses one
+        if alerts:
+            self._hand_over(alerts)
+
+    def _hand_over(self, alerts: tuple[Alert, ...]) -> None:
+        if self.registry.tell(self._poster, AlertHandoff(reply_to=self.name, alerts=alerts)):
+            self._counts["oi_alerts_total"] += len(alerts)
+            return
+        self._counts["oi_alerts_undelivered_total"] += len(alerts)
+        self._log.warning(
+            "no {} to take {} OI alert(s) (e.g. {}); kept, handed over again in {:g} s",
+            self._poster,
+            len(alerts),
+            alerts[0].symbol,
+            self._unconfirmed.resend_after_s,
+        )
+
+    def _resend(self) -> None:
+        """Hand over again what the poster has not confirmed in time (or before a restart)."""
+        before = self._unconfirmed.rounds
+        due = self._unconfirmed.take_due(self.clock.monotonic())
+        if not due:
+            return
+        rounds = self._unconfirmed.rounds
+        if rounds == before:  # only alerts the previous incarnation saved
+            self._log.info("{} OI alert(s) saved unconfirmed before a restart; resending", len(due))
+        else:
+            level = "WARNING" if rounds == 1 or rounds % 20 == 0 else "DEBUG"
+            self._log.log(
+                level, "{} OI alert(s) not yet confirmed by {}; resending", len(due), self._poster
+            )
+        self._hand_over(due)
+
+    def _handle_committed(self, keys: tuple[str, ...]) -> None:
+        waited = self._unconfirmed.rounds
+        if not self._unconfirmed.confirm(keys):
+            return
+        if waited and not self._unconfirmed:
+            self._log.info("{} confirmed every OI alert it was sent again", self._poster)
+        self._save_rule()
 
     def _save_rule(self) -> None:
+        """Persist the rule state and the unconfirmed alerts, in one ``PutState``."""
         if self._store is None:
             return
-        state = self._rule.export_state(self._now_ms())
+        state = {
+            **self._rule.export_state(self._now_ms()),
+            "unconfirmed": self._unconfirmed.export(),
+        }
         if not self.registry.tell(self._store, PutState.of(RULE_NAMESPACE, RULE_KEY, state)):
             self._log.error("no store to save the OI rule state in; a restart could re-alert")
 
@@ -598,6 +670,9 @@ class OpenInterestPollerActor(SupervisedActor):
     def _publish(self) -> None:
         counters: dict[str, float] = dict(self._counts)
         counters.update({f"oi_rule_{k}_total": v for k, v in self._rule.stats.items()})
+        counters["oi_alerts_resent_total"] = self._unconfirmed.counts["resent"]
+        counters["oi_alerts_confirmed_total"] = self._unconfirmed.counts["confirmed"]
+        counters["oi_alerts_unconfirmed"] = len(self._unconfirmed)
         counters["oi_symbols"] = len(self._symbols)
         counters["oi_in_flight"] = len(self._in_flight)
         counters["oi_interval_seconds"] = self._interval_s

@@ -22,6 +22,15 @@ own thread and in this order:
    listed by :class:`~messages.delivery.DeliveryQuery`, never retried unless requeued). A slow
    or dead DEV occupies only DEV's worker: PROD never waits for it.
 
+**Alerts with a receipt.** Producers hand their alerts over in an
+:class:`~messages.delivery.AlertHandoff` naming themselves; once the outbox transaction has
+committed, the poster tells the producer :class:`~messages.delivery.AlertsCommitted` with the
+alerts' keys (a key already in the outbox counts: a resend after a lost receipt is a duplicate,
+never delivered twice). Until then the alert is the producer's (see :mod:`actors._handoff`), so
+a handoff refused while the poster restarts, or dropped with a crashed incarnation's inbox, is
+sent again rather than lost. Bare ``VolumeAlert`` / ``OiAlert`` messages are still taken, with
+no receipt (embedding applications, tests).
+
 **Backoff.** A retryable failure pauses its sink for a delay that grows with the sink's
 consecutive failures (a dead backend is probed once per delay, not hammered), and the payload
 itself is not due before ``max(sink pause, its own backoff)`` (so a payload that keeps failing
@@ -37,6 +46,11 @@ connections are fine, and the writers are disjoint: the poster writes only the o
 ``deliveries``, ``counters`` and the local sink's tables; the StoreActor writes only ``kv`` and
 ``oi_history``. Every write is a short ``BEGIN IMMEDIATE`` transaction (``busy_timeout`` 5 s).
 
+**Sample backlog.** Pending OI-sample batches are bounded per sink (``max_sample_batches``);
+when a new batch pushes a sink over it, the oldest whole batches are marked ``dropped``, one
+WARNING line says how many chunks per sink, and ``delivery_<sink>_dropped_samples_total``
+(persisted, since the database was made) counts them. Alerts are never dropped.
+
 **Stop, crash, restart.** On stop (or after a crash) the poster flushes for at most
 ``flush_timeout_s``: workers finish their current job and get what is due now; outcomes that
 reached the stopping actor are recorded from the workers directly. What is not delivered stays
@@ -44,7 +58,8 @@ pending in the outbox and resumes at the next start (a new incarnation, or the n
 A request that was on the wire when its worker was abandoned may be sent again later with the
 same ``Idempotency-Key``.
 
-Accepts: ``VolumeAlert``, ``OiAlert``, ``OiSamples``, ``LiquidUniverse`` (tell);
+Accepts: ``AlertHandoff`` (tell; answered with ``AlertsCommitted`` to its ``reply_to``),
+``VolumeAlert``, ``OiAlert``, ``OiSamples``, ``LiquidUniverse`` (tell);
 ``DeliveryOutcome``, ``SinkReady`` (its workers); ``WakeSink``, ``Tick(timer="poster-sweep")``
 (timers); ``DeliveryQuery`` (ask → ``DeliveryReport``); ``RequeueFailed`` (ask → int).
 """
@@ -66,6 +81,8 @@ from actors._sinks import LOCAL_KINDS, LOCAL_SINK, SinkWorker, sinks_from_config
 from actors._store import StateStore
 from messages.control import Tick
 from messages.delivery import (
+    AlertHandoff,
+    AlertsCommitted,
     DeliveryOutcome,
     DeliveryQuery,
     DeliveryReport,
@@ -276,6 +293,8 @@ class PosterActor(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         """Dispatch (actor thread)."""
         match message:
+            case AlertHandoff():
+                self._handle_handoff(message)
             case VolumeAlert() | OiAlert() | OiSamples() | LiquidUniverse():
                 self._handle_deliverable(message)
             case DeliveryOutcome():
@@ -300,11 +319,28 @@ class PosterActor(SupervisedActor):
             names.append(LOCAL_SINK)
         return names
 
-    def _handle_deliverable(self, message: Message) -> None:
+    def _handle_handoff(self, handoff: AlertHandoff) -> None:
+        keys = self._handle_deliverable(*handoff.alerts)
+        self._confirm(handoff, keys)
+
+    def _confirm(self, handoff: AlertHandoff, keys: tuple[str, ...]) -> None:
+        """Tell the producer its alerts are committed (if it is not there, it sends them again)."""
+        if self.registry.tell(handoff.reply_to, AlertsCommitted(keys=keys)):
+            self._counts["confirmed_total"] += len(keys)
+        else:
+            self._log.debug("no {} to confirm {} alert(s) to", handoff.reply_to, len(keys))
+
+    def _handle_deliverable(self, *messages: Message) -> tuple[str, ...]:
+        """Commit ``messages`` to the outbox, then start delivering; returns their keys.
+
+        Every key returned is the poster's business from now on: committed now, already in the
+        outbox, or refused for good (logged and counted).
+        """
         now = self.clock.time_ms()
         groups: dict[tuple[str, ...], list[OutboxEntry]] = {}
         local_samples: list[OutboxEntry] = []
-        for entry in outbox_entries(message):
+        entries = [entry for message in messages for entry in outbox_entries(message)]
+        for entry in entries:
             try:
                 backend_body(entry.message)  # never store what no sink could send
             except ValueError as exc:
@@ -320,6 +356,7 @@ class PosterActor(SupervisedActor):
             elif not local:
                 self._counts["unrouted_total"] += 1
         touched = self._enqueue(groups, now)
+        self._report_dropped()
         for entry in local_samples:
             self.store.record_local(entry.message, entry.idempotency_key, now)
         if LOCAL_SINK in touched:
@@ -330,6 +367,19 @@ class PosterActor(SupervisedActor):
                 self._wake_at(name, now + math.ceil(state.sink.linger_s * 1000))
             else:
                 self._pump(name)
+        return tuple(entry.idempotency_key for entry in entries)
+
+    def _report_dropped(self) -> None:
+        """One WARNING per enqueue that pushed sample batches out of a sink's backlog."""
+        dropped = self.store.take_dropped()
+        if not dropped:
+            return
+        self._log.warning(
+            "OI sample backlog over {} batch(es): dropped the oldest superseded chunk(s): {}",
+            self._max_sample_batches,
+            ", ".join(f"{sink}={n}" for sink, n in sorted(dropped.items())),
+        )
+        self._publish()
 
     def _enqueue(self, groups: dict[tuple[str, ...], list[OutboxEntry]], now: int) -> set[str]:
         """Commit the entries to the outbox; the sinks that got something new."""
@@ -583,10 +633,11 @@ class PosterActor(SupervisedActor):
         if self._status is None or self._store is None:
             return
         counters: dict[str, float] = {f"outbox_{k}": v for k, v in self._counts.items()}
-        backlog = self._store.backlog()
+        backlog, dropped = self._store.backlog(), self._store.dropped_samples()
         for name, state in self._states.items():
             for key, value in state.counts.items():
                 counters[f"delivery_{name}_{key}"] = value
             counters[f"delivery_{name}_pending"] = sum(backlog.get(name, {}).values())
+            counters[f"delivery_{name}_dropped_samples_total"] = dropped.get(name, 0)
             counters[f"delivery_{name}_failures_in_a_row"] = state.failures
         self._status.count(self.name, counters)

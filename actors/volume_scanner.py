@@ -21,12 +21,19 @@ A thin shell around :class:`~actors._volume_rule.SpikeDetector`:
 - alerts are enriched in-process, only for symbols that alert, with no HTTP hop: the funding
   rate from the price board when fresh, and ``oiChange`` from our own OI history on the OI
   board (the OI at the alert hour's open vs now, both samples within a few minutes of those
-  instants, else omitted — never a days-old baseline, WEAK-11); then told to the poster.
+  instants, else omitted — never a days-old baseline, WEAK-11);
+- then handed to the poster with a receipt (:mod:`actors._handoff`): an alert stays the
+  scanner's until the poster answers ``AlertsCommitted`` (it is in the outbox), and is handed
+  over again on the backfill tick when no answer came within ``resend_after_s`` (the poster
+  was restarting, or crashed with it queued). The alerts waiting for an answer are saved in
+  the same ``PutState`` as the dedup that stops them being raised again, so a ``kill -9``
+  keeps both or neither, and a new incarnation hands the saved ones over at once.
 
 Accepts: ``KlineUpdate``, ``KlineUpdates``, ``TradingSymbols``, ``RestResponse``, ``Tick``,
-``StreamsWanted`` (a shard that restarted asks for its streams; answered at once).
-Emits: ``VolumeAlert`` to ``poster``; ``SetStreams`` to each kline shard; ``RestRequest`` to the
-gateway; ``PutState`` to the store.
+``StreamsWanted`` (a shard that restarted asks for its streams; answered at once),
+``AlertsCommitted`` (the poster's receipts).
+Emits: ``AlertHandoff`` (of ``VolumeAlert``) to ``poster``; ``SetStreams`` to each kline
+shard; ``RestRequest`` to the gateway; ``PutState`` to the store.
 """
 
 from __future__ import annotations
@@ -35,10 +42,11 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from actors._feed_logic import kline_stream, reshard
+from actors._handoff import Unconfirmed
 from actors._volume_rule import SpikeConfig, SpikeDetector
 from messages.binance_rest import kline_rows, trading_usdt_perpetuals
 from messages.control import Tick
-from messages.delivery import GetState, PutState
+from messages.delivery import AlertHandoff, AlertsCommitted, GetState, PutState
 from messages.errors import FrameError
 from messages.feed import SetStreams, StreamsWanted
 from messages.market import KlineUpdate, KlineUpdates, TradingSymbols
@@ -49,6 +57,7 @@ from supervisors.clock import exchange_now_ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from actors._handoff import Alert
     from actors._oi_board import OiBoard
     from actors._price_board import PriceBoard
     from actors._status import StatusBoard
@@ -79,6 +88,8 @@ class VolumeScannerActor(SupervisedActor):
         poster: the registry name alerts go to.
         stale_after_s: a funding rate older than this is not attached.
         oi_board: our own OI history (``oiChange``); ``None``: never attached.
+        resend_after_s: an alert the poster has not confirmed this long after it was handed
+            over is handed over again (at the next backfill tick).
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only settings
@@ -97,6 +108,7 @@ class VolumeScannerActor(SupervisedActor):
         stale_after_s: float = 180.0,
         backfill_period_s: float = 5.0,
         oi_board: OiBoard | None = None,
+        resend_after_s: float = 10.0,
     ) -> None:
         super().__init__(context=context)
         if streams_per_connection < 1:
@@ -116,7 +128,8 @@ class VolumeScannerActor(SupervisedActor):
         self._backfill_pending: dict[str, float] = {}  # symbol -> when asked (monotonic)
         self._backfill_failures: Counter[str] = Counter()  # reason -> not yet logged
         self._backfill_failed_example = ""
-        self._saved_revision = -1
+        self._unconfirmed = Unconfirmed(resend_after_s)
+        self._saved_revision = (-1, 0)
         self._plan: tuple[tuple[str, ...], ...] = ()
         self._sent = 0
         self._undelivered = 0
@@ -124,6 +137,7 @@ class VolumeScannerActor(SupervisedActor):
     def on_start(self) -> None:
         """Load the saved state, ask for the universe, start the timers (actor thread)."""
         self._load_state()
+        self._resend()
         if self._gateway is not None:  # the gateway's own broadcast may precede our start
             self.registry.tell(
                 self._gateway,
@@ -153,14 +167,27 @@ class VolumeScannerActor(SupervisedActor):
             return
         if not state:
             return
+        self._load_unconfirmed(state)
         try:  # all or nothing: a failed import leaves the detector empty
             count = self._detector.import_state(state)
         except (AttributeError, TypeError, ValueError) as exc:
             # Another version or a damaged row: crashing here would crash every restart.
             self._log.error("saved spike state unreadable ({}); starting empty", exc)
             return
-        self._saved_revision = self._detector.revision
+        self._saved_revision = (self._detector.revision, self._unconfirmed.revision)
         self._log.info("loaded {} spike record(s) from the store", count)
+
+    def _load_unconfirmed(self, state: Any) -> None:
+        """The alerts the previous incarnation was still waiting to see committed."""
+        try:
+            loaded, unreadable = self._unconfirmed.load(state.get("unconfirmed"))
+        except (AttributeError, TypeError) as exc:
+            self._log.error("saved unconfirmed alerts unreadable ({}); none resent", exc)
+            return
+        if unreadable:
+            self._log.error("{} saved unconfirmed alert(s) unreadable; dropped", unreadable)
+        if loaded:
+            self._log.info("loaded {} alert(s) the poster had not confirmed", loaded)
 
     def redeliverable(self, message: Message) -> bool:
         """Kline updates are superseded within a second; ticks and universes are worth a retry."""
@@ -169,7 +196,7 @@ class VolumeScannerActor(SupervisedActor):
     def _now_ms(self) -> int:
         return exchange_now_ms(self._server_time, self.clock)
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:  # noqa: C901 - one case per message type
         """Dispatch (actor thread)."""
         match message:
             case KlineUpdate():
@@ -186,13 +213,16 @@ class VolumeScannerActor(SupervisedActor):
                 self._handle_universe(message)
             case StreamsWanted(feed=feed):
                 self._tell_shard(feed)
+            case AlertsCommitted(keys=keys):
+                self._handle_committed(keys)
             case RestResponse():
                 self._handle_rest(message)
             case Tick(timer="backfill"):
+                self._resend()
                 self._log_backfill_failures()
                 self._request_backfill()
                 self._reconcile_shards()
-            case "counters" | "needs_backfill" | "universe":
+            case "counters" | "needs_backfill" | "universe" | "unconfirmed":
                 return self._introspect(message)
             case _:
                 return super().on_receive(message)
@@ -220,6 +250,8 @@ class VolumeScannerActor(SupervisedActor):
             return dict(self._detector.counters)
         if question == "needs_backfill":
             return self._detector.needs_backfill(self._now_ms())
+        if question == "unconfirmed":
+            return self._unconfirmed.keys()
         return tuple(sorted(self._detector.store.symbols))
 
     def _handle_rest(self, response: RestResponse) -> None:
@@ -299,21 +331,54 @@ class VolumeScannerActor(SupervisedActor):
         self._backfill_failures.clear()
 
     def _send(self, alerts: list[VolumeAlert]) -> None:
-        self._save_state()
+        """Keep the alerts until the poster confirms them, save, then hand them over."""
         for alert in alerts:
             self._log.info("{} {}: {}", alert.alert_type, alert.symbol, alert.message)
-            if self.registry.tell(self._poster, alert):
-                self._sent += 1
-            else:
-                self._undelivered += 1
-                self._log.error(
-                    "no {} to take the {} alert for {}",
-                    self._poster,
-                    alert.alert_type,
-                    alert.symbol,
-                )
+            self._unconfirmed.add(alert, self.clock.monotonic())
+        self._save_state()  # dedup and the alerts in flight, in one PutState
         if alerts:
+            self._hand_over(tuple(alerts))
             self._publish()
+
+    def _hand_over(self, alerts: tuple[Alert, ...]) -> None:
+        handoff = AlertHandoff(reply_to=self.name, alerts=alerts)
+        if self.registry.tell(self._poster, handoff):
+            self._sent += len(alerts)
+            return
+        self._undelivered += len(alerts)
+        self._log.warning(
+            "no {} to take {} alert(s) (e.g. {}); kept, handed over again in {:g} s",
+            self._poster,
+            len(alerts),
+            alerts[0].symbol,
+            self._unconfirmed.resend_after_s,
+        )
+
+    def _resend(self) -> None:
+        """Hand over again what the poster has not confirmed in time (or before a restart)."""
+        before = self._unconfirmed.rounds
+        due = self._unconfirmed.take_due(self.clock.monotonic())
+        if not due:
+            return
+        rounds = self._unconfirmed.rounds
+        if rounds == before:  # only alerts the previous incarnation saved
+            self._log.info("{} alert(s) saved unconfirmed before a restart; resending", len(due))
+        else:
+            level = "WARNING" if rounds == 1 or rounds % 20 == 0 else "DEBUG"
+            self._log.log(
+                level, "{} alert(s) not yet confirmed by {}; resending", len(due), self._poster
+            )
+        self._hand_over(due)
+        self._publish()
+
+    def _handle_committed(self, keys: tuple[str, ...]) -> None:
+        waited = self._unconfirmed.rounds
+        if not self._unconfirmed.confirm(keys):
+            return
+        if waited and not self._unconfirmed:
+            self._log.info("{} confirmed every alert it was sent again", self._poster)
+        self._save_state()
+        self._publish()
 
     def _reconcile_shards(self) -> None:
         """Tell every shard the streams it should carry.
@@ -334,12 +399,18 @@ class VolumeScannerActor(SupervisedActor):
         self.registry.tell(name, SetStreams(streams=streams))
 
     def _save_state(self) -> None:
-        """Persist dedup and owed updates whenever they changed (before alerts leave)."""
-        if self._store is None or self._detector.revision == self._saved_revision:
+        """Persist dedup, owed updates and unconfirmed alerts whenever they changed.
+
+        One ``PutState``, so the store commits the dedup of an alert and the alert itself (until
+        the poster confirmed it) together: after ``kill -9`` it is either raised again or
+        resent, never neither.
+        """
+        revision = (self._detector.revision, self._unconfirmed.revision)
+        if self._store is None or revision == self._saved_revision:
             return
-        state = self._detector.export_state()
+        state = {**self._detector.export_state(), "unconfirmed": self._unconfirmed.export()}
         if self.registry.tell(self._store, PutState.of("volume", "detector", state)):
-            self._saved_revision = self._detector.revision
+            self._saved_revision = revision
         else:
             self._log.error("no store to save the spike state in; a restart could repeat alerts")
 
@@ -374,5 +445,8 @@ class VolumeScannerActor(SupervisedActor):
         }
         counters["volume_alerts_sent_total"] = self._sent
         counters["volume_alerts_undelivered_total"] = self._undelivered
+        counters["volume_alerts_resent_total"] = self._unconfirmed.counts["resent"]
+        counters["volume_alerts_confirmed_total"] = self._unconfirmed.counts["confirmed"]
+        counters["volume_alerts_unconfirmed"] = len(self._unconfirmed)
         counters["volume_symbols"] = len(self._detector.store.symbols)
         self._status.count(self.name, counters)

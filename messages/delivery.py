@@ -3,6 +3,8 @@
 Who sends what::
 
     producers ──VolumeAlert / OiAlert / OiSamples / LiquidUniverse──► poster   (tell)
+    producers ──AlertHandoff(reply_to, alerts)──► poster     (tell; alerts with a receipt)
+    poster ──AlertsCommitted(keys)──► producer (by name)     the alerts are in the outbox
     sink thread ──DeliveryOutcome──► poster     one per payload it attempted
     sink thread ──SinkReady────────► poster     its job is over; give it the next one
     timer service ──WakeSink───────► poster     a sink's backoff or linger ended
@@ -13,6 +15,11 @@ Who sends what::
     OI poller ──OiSamples──► store                       (tell; appended to the OI history)
     at start-up ──GetState / GetStates / LoadOiHistory──► store (ask with a timeout)
                  → StateReply / StatesReply / OiHistoryReply
+
+An alert handed over in an :class:`AlertHandoff` stays the producer's responsibility until the
+poster answers :class:`AlertsCommitted` with its idempotency key (see :mod:`actors._handoff`):
+a handoff lost to a poster restart is simply sent again, and the outbox's unique key makes the
+repeat harmless.
 
 State travels as JSON bytes (``PutState.of(ns, key, plain_value)``), never as a dict: a message
 is shared between threads, and bytes cannot be mutated after sending.
@@ -25,10 +32,13 @@ from typing import Any, Literal
 import orjson
 
 from messages._base import Message, message
-from messages.open_interest import OiSample
-from messages.types import TimestampMs
+from messages.open_interest import OiAlert, OiSample
+from messages.types import ActorName, TimestampMs
+from messages.volume import VolumeAlert
 
 __all__ = [
+    "AlertHandoff",
+    "AlertsCommitted",
     "DeleteState",
     "DeliveryOutcome",
     "DeliveryQuery",
@@ -50,6 +60,36 @@ __all__ = [
 
 Outcome = Literal["delivered", "retry", "failed"]
 """What one attempt came to (``failed`` is permanent: kept, reported, not retried)."""
+
+
+# --- poster: producers ------------------------------------------------------------------------
+
+
+@message
+class AlertHandoff(Message):
+    """Alerts a producer hands to the poster, with a receipt: answered by :class:`AlertsCommitted`.
+
+    The producer keeps every alert until its key comes back, and sends it again when no answer
+    came (the poster was restarting, or crashed with this message in its inbox).
+    """
+
+    reply_to: ActorName
+    """The producer's registry name (the answer reaches whichever incarnation is current)."""
+    alerts: tuple[VolumeAlert | OiAlert, ...]
+    """The alerts, in the order they were made."""
+
+
+@message
+class AlertsCommitted(Message):
+    """The poster's receipt for an :class:`AlertHandoff`: these alerts are its business now.
+
+    Told after the outbox transaction committed. A key counts as committed when its alert was
+    written now, was already in the outbox (a repeat), or was refused for good (an unsendable
+    alert, logged and counted by the poster: sending it again cannot help).
+    """
+
+    keys: tuple[str, ...]
+    """The idempotency keys of the alerts handed over (:func:`actors._payloads.outbox_entries`)."""
 
 
 # --- poster: sink threads and timers ---------------------------------------------------------

@@ -1,6 +1,7 @@
 """The whole tree against the simulator and the backend double: a scripted volume spike
 becomes exactly one SPIKE delivered to the backend, with the exact payload shape, within a
-second of the crossing, and is stored in the local SQLite sink."""
+second of the crossing, and is stored in the local SQLite sink; meanwhile the OI poller's
+realtime samples arrive in batches of the exact ingest shape."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 
 import pytest
 
+from actors._oi_board import DEFAULT_MAX_START_GAP_MS, HOUR_MS
 from simulator import BackendDouble, Simulator, SimulatorConfig
-from simulator.backend import VOLUME_ALERTS
+from simulator.backend import OI_INGEST, VOLUME_ALERTS
 from supervisors.app import Boards, build_tree
 from supervisors.config import Config
 from supervisors.root import start_tree
@@ -19,16 +21,19 @@ from supervisors.root import start_tree
 pytestmark = pytest.mark.usefixtures("_stop_all")
 
 SYMBOL = "ETHUSDT"
-REQUIRED = {
-    "symbol",
-    "asset",
-    "currentVolume",
-    "previousVolume",
-    "volumeRatio",
-    "message",
-    "timestamp",
+VOLUME_ALERT_KEYS = {
+    # required by the backend's schema
+    "symbol", "asset", "currentVolume", "previousVolume", "volumeRatio", "message", "timestamp",
     "hourTimestamp",
-}
+    # always known to us
+    "detectionTime", "isUpdate", "alertType",
+    "price",  # the candle's close
+    "fundingRate",  # the test waits for a fresh funding rate on the board
+    "priceChange",  # (close - open) / open
+}  # fmt: skip
+"""Every key the SPIKE's payload has here; ``candleDirection`` and ``oiChange`` depend on the
+data (below), and nothing else may appear (no ``null``, no internal field)."""
+OI_BATCH_KEYS = {"data", "timestamp", "totalSymbols", "source"}
 
 
 def _wait(predicate, timeout=20.0, step=0.05):
@@ -52,6 +57,7 @@ def world(fixtures_dir, tmp_path):
         volspike_api_url=backend.url,
         volspike_api_key="ingest-key",
         state_dir=tmp_path,
+        oi_universe_evaluate_sec=1.0,  # the OI poller has its symbols within a second or two
     )
     boards = Boards()
     handle = start_tree(
@@ -74,6 +80,9 @@ def test_a_scripted_spike_reaches_the_backend_once_within_a_second_with_the_exac
     assert _wait(
         lambda: shard("feed-klines-0") is not None and shard("feed-klines-0").data_age_s is not None
     )
+    record = boards.prices.get
+    assert _wait(lambda: record(SYMBOL) is not None and record(SYMBOL).funding_rate is not None)
+    started_ms = sim.clock.time_ms()
     called_at = time.time()
     spike = sim.scenarios.volume_spike(SYMBOL, ratio=8.0, by_minute=0.01, min_quote_volume=5e6)
     # The extra volume ramps linearly from at_ms to by_ms (simulated ms, 1:1 with real time);
@@ -94,7 +103,16 @@ def test_a_scripted_spike_reaches_the_backend_once_within_a_second_with_the_exac
     mine = [r.body for r in mine_received()]
     assert len(mine) == 1
     payload = mine[0]
-    assert set(payload) >= REQUIRED
+    expected = set(VOLUME_ALERT_KEYS)
+    if payload["priceChange"] != 0:  # a flat candle has no direction: omitted, never null
+        expected.add("candleDirection")
+    # oiChange needs our own OI sample within 6 min of the hour's open; the tree's history
+    # starts empty (a few seconds before started_ms), so only a test that starts that early
+    # in the hour can have one
+    if "oiChange" in payload:
+        assert started_ms % HOUR_MS <= DEFAULT_MAX_START_GAP_MS + 60_000, payload
+        expected.add("oiChange")
+    assert set(payload) == expected
     assert payload["alertType"] == "SPIKE"
     assert payload["isUpdate"] is False
     assert payload["volumeRatio"] >= 3
@@ -114,3 +132,25 @@ def test_a_scripted_spike_reaches_the_backend_once_within_a_second_with_the_exac
             ).fetchall()
 
     assert _wait(lambda: stored() == [("SPIKE",)])
+
+    # meanwhile the OI poller's realtime samples, batched every 5 s
+    assert_an_oi_batch_has_the_exact_ingest_shape(backend)
+
+
+def assert_an_oi_batch_has_the_exact_ingest_shape(backend: BackendDouble) -> None:
+    [batch] = backend.wait_for(OI_INGEST, 1, timeout=20)[:1]
+    body = batch.body
+    assert set(body) == OI_BATCH_KEYS
+    assert body["source"] == "realtime"
+    assert 0 < body["totalSymbols"] == len(body["data"]) <= 100
+    assert body["timestamp"].endswith("Z")
+    assert batch.headers["idempotency-key"].startswith("oi-samples:realtime:")
+    for item in body["data"]:
+        # a sample polled before its mark price was known carries neither mark nor USD value
+        known = {"markPrice", "openInterestUsd"} if "markPrice" in item else set()
+        assert set(item) == {"symbol", "openInterest"} | known, item
+        assert item["openInterest"] > 0
+        if known:
+            usd = item["openInterest"] * item["markPrice"]
+            assert item["openInterestUsd"] == pytest.approx(usd)
+    assert len({item["symbol"] for item in body["data"]}) == len(body["data"])

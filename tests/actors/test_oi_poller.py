@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import statistics
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +18,10 @@ import pytest
 
 from actors._feed_connection import FeedTimeouts
 from actors._feed_logic import MARKET_STREAMS
+from actors._handoff import Unconfirmed, alert_key
 from actors._oi_rule import OiRuleConfig, TimeframeRule
 from actors._oi_snapshot import DEFAULT_SWEEP_S, snapshot_load_per_min
+from actors._store import StateStore
 from actors._weight_budget import oi_poll_interval
 from actors.feed import FeedActor
 from actors.oi_poller import OpenInterestPollerActor, poll_rate_per_min
@@ -28,7 +31,9 @@ from actors.rest_gateway import RestGatewayActor
 from actors.store import StoreActor
 from actors.universe import UniverseActor
 from messages.control import Ping
+from messages.open_interest import OiAlert
 from messages.rest import GetRestGatewayStatus
+from messages.types import Symbol, TimestampMs
 from simulator import BackendDouble, Simulator, SimulatorConfig
 from simulator.backend import OI_ALERTS, OI_INGEST
 from supervisors.app import Boards
@@ -409,3 +414,66 @@ def test_slow_answers_bound_the_requests_in_flight_and_recovery_is_not_a_burst(
         assert all(r.status == 200 for r in oi_requests(sim, end_ms))
     finally:
         tree.stop()
+
+
+def test_a_restarted_poller_resends_the_oi_alerts_it_saved_unconfirmed_and_keeps_its_state(
+    backend, tmp_path
+):
+    """An OI alert the poster never confirmed (lost with a crashed poster's inbox, or a kill -9
+    before the outbox commit) was saved with the rule state: the next poller hands it over at
+    once, the backend gets it exactly once, and the receipt is saved (no resend after that)."""
+    now_ms = int(time.time() * 1000)
+    alert = OiAlert(
+        symbol=Symbol("ETHUSDT"), direction="UP", baseline=1e6, current=1.05e6, pct_change=0.05,
+        abs_change=5e4, timestamp_ms=TimestampMs(now_ms - 60_000), timeframe="5 min",
+    )  # fmt: skip
+    waiting = Unconfirmed()
+    waiting.add(alert, 0.0)
+    rule_state = {
+        "outside": [["ETHUSDT", "5 min", "UP"]],
+        "cooldowns": [["ETHUSDT", "UP", "5 min", now_ms - 60_000]],
+    }
+    with StateStore(tmp_path) as store:
+        store.kv_put("oi-rule", "state", {**rule_state, "unconfirmed": waiting.export()}, now_ms)
+
+    def start() -> OiTree:
+        boards = Boards()
+        config = Config().replace(
+            volspike_api_url=backend.url, volspike_api_key=backend.api_key, state_dir=tmp_path
+        )
+        poller = OpenInterestPollerActor.spec(
+            config, board=boards.prices, status=boards.status, snapshot=False,
+            deliver_period_s=0.1, resend_after_s=0.3,  # no gateway: it only hands alerts over
+        )  # fmt: skip
+        children = [
+            StoreActor.spec(config, status=boards.status),
+            PosterActor.spec(config, status=boards.status),
+            poller,
+        ]
+        handle = start_tree(
+            Supervisor.spec("root", children=children, health_log_interval_s=None),
+            wait_started_s=20,
+        )
+        assert handle.started
+        return OiTree(handle, boards)
+
+    tree = start()
+    try:
+        backend.wait_for(OI_ALERTS, 1, timeout=15)
+        assert wait_until(lambda: tree.ask("oi-poller", "unconfirmed") == ())
+        assert wait_until(lambda: tree.counters("oi-poller").get("oi_alerts_confirmed_total") == 1)
+        assert tree.counters("oi-poller")["oi_alerts_resent_total"] == 1
+        assert tree.counters("oi-poller")["oi_alerts_unconfirmed"] == 0
+    finally:
+        tree.stop()
+    tree = start()  # the receipt was saved: nothing is resent
+    try:
+        assert tree.ask("oi-poller", "unconfirmed") == ()
+    finally:
+        tree.stop()
+    [received] = backend.received(OI_ALERTS)
+    assert received.headers["idempotency-key"] == alert_key(alert)
+    assert received.body["symbol"] == "ETHUSDT"
+    with StateStore(tmp_path) as store:
+        saved = store.kv_get("oi-rule", "state")
+    assert saved == {**rule_state, "unconfirmed": []}  # the cooldown and side kept

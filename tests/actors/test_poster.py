@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import selectors
 import signal
@@ -25,17 +26,30 @@ import pykka
 import pytest
 
 from actors._delivery_policy import RetryPolicy
+from actors._handoff import alert_key
+from actors._price_board import PriceBoard
 from actors._sinks import BackendSink, CallbackSink, TelegramSink
-from actors._store import DB_NAME
+from actors._status import StatusBoard
+from actors._store import DB_NAME, StateStore
+from actors._volume_rule import SpikeConfig
 from actors.poster import PosterActor
 from actors.store import StoreActor
-from messages import OiAlert, OiSample, OiSamples, Symbol, TimestampMs, VolumeAlert
+from actors.volume_scanner import VolumeScannerActor
+from messages import ActorName, OiAlert, OiSample, OiSamples, Symbol, TimestampMs, VolumeAlert
 from messages.control import Ping
-from messages.delivery import DeliveryQuery, DeliveryReport, RequeueFailed, SinkStatus
+from messages.delivery import (
+    AlertHandoff,
+    DeliveryQuery,
+    DeliveryReport,
+    RequeueFailed,
+    SinkStatus,
+)
 from messages.errors import DeliveryError
+from messages.market import Kline, KlineUpdate, KlineUpdates, TradingSymbols
 from messages.open_interest import LiquidUniverse, UniverseMember
 from simulator import BackendDouble, TelegramDouble
 from supervisors.backoff import BackoffPolicy
+from supervisors.clock import ServerTimeOffset, SystemClock
 from supervisors.root import RootHandle, start_tree
 from supervisors.spec import ChildSpec
 from supervisors.supervisor import Supervisor
@@ -95,12 +109,12 @@ def oi_alert(i: int = 0) -> OiAlert:
     )
 
 
-def oi_samples(n: int, *, created: int = HOUR) -> OiSamples:
+def oi_samples(n: int, *, created: int = HOUR, measured: int = HOUR) -> OiSamples:
     items = tuple(
         OiSample(
             symbol=Symbol(f"S{i:03d}USDT"),
             open_interest=1000.0 + i,
-            time_ms=TimestampMs(HOUR + i),
+            time_ms=TimestampMs(measured + i),
             mark_price=None if i % 7 == 0 else 2.5,
         )
         for i in range(n)
@@ -139,8 +153,12 @@ def start_delivery(
     sinks: Sequence[Sink] = (),
     *,
     poster: type[PosterActor] = PosterActor,
+    poster_backoff: BackoffPolicy = BackoffPolicy(initial_s=0.05, max_s=0.1, jitter=0.0),  # noqa: B008
+    extra: Sequence[ChildSpec] = (),
+    server_time: ServerTimeOffset | None = None,
     **kwargs: Any,
 ) -> RootHandle:
+    """Store and poster (``kwargs`` are the poster's), then ``extra`` children (producers)."""
     kwargs.setdefault("retry", FAST_RETRY)
     kwargs.setdefault("flush_timeout_s", 1.0)
     children = [
@@ -149,12 +167,15 @@ def start_delivery(
             name="poster",
             actor_class=poster,
             kwargs={"state_dir": state_dir, "sinks": tuple(sinks), **kwargs},
-            backoff=BackoffPolicy(initial_s=0.05, max_s=0.1, jitter=0.0),
+            backoff=poster_backoff,
             stop_timeout_s=5.0,
         ),
+        *extra,
     ]
     handle = start_tree(
-        Supervisor.spec("root", children=children, health_log_interval_s=None), wait_started_s=WAIT
+        Supervisor.spec("root", children=children, health_log_interval_s=None),
+        server_time=server_time,
+        wait_started_s=WAIT,
     )
     assert handle.started
     return handle
@@ -480,6 +501,208 @@ def test_a_repeated_alert_is_delivered_once_even_across_restarts(tmp_path, backe
     assert [r.body["symbol"] for r in backend.received(VOLUME)] == ["C1USDT", "C2USDT"]
 
 
+# --- alerts handed over with a receipt (actors._handoff) ------------------------------------------
+
+SCANNER = "volume-scanner"
+EXCHANGE_NOW = HOUR + 10 * 60_000
+"""The scanner's exchange clock starts ten minutes into HOUR: far from either timer tick."""
+
+
+class GatedCrashPoster(CrashablePoster):
+    """Holds :class:`Boom` until ``gate`` opens, so handoffs queue up behind the crash."""
+
+    def __init__(self, *, gate: threading.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._gate = gate
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Boom):
+            assert self._gate.wait(WAIT)
+        return super().on_receive(message)
+
+
+class ForgetfulPoster(PosterActor):
+    """Commits and delivers, but its receipts never arrive (as if it died after each commit)."""
+
+    def _confirm(self, handoff: AlertHandoff, keys: tuple[str, ...]) -> None:
+        del handoff, keys
+
+
+def scanner_spec(status: StatusBoard, server_time: ServerTimeOffset) -> ChildSpec:
+    """A real volume scanner, fed klines by the test (no gateway, no feeds)."""
+    return ChildSpec(
+        name=SCANNER,
+        actor_class=VolumeScannerActor,
+        kwargs={
+            "board": PriceBoard(),
+            "status": status,
+            "shards": ("feed-klines-0",),  # not started: its SetStreams go nowhere
+            "config": SpikeConfig(multiple=3.0, min_quote_volume=3_000_000.0),
+            "server_time": server_time,
+            "gateway": None,
+            "backfill_period_s": 0.1,  # the tick that resends
+            "resend_after_s": 0.3,
+        },
+    )
+
+
+def exchange_clock() -> ServerTimeOffset:
+    clock = SystemClock()
+    return ServerTimeOffset(clock, offset_ms=EXCHANGE_NOW - clock.time_ms())
+
+
+def candle(symbol: str, open_ms: int, quote_volume: float, *, closed: bool) -> Kline:
+    return Kline(
+        symbol=Symbol(symbol), interval="1h", open_time_ms=TimestampMs(open_ms),
+        close_time_ms=TimestampMs(open_ms + 3_599_999), open=1.0, high=1.2, low=0.9, close=1.1,
+        base_volume=quote_volume, quote_volume=quote_volume, trade_count=1000, closed=closed,
+    )  # fmt: skip
+
+
+def spike(handle: RootHandle, indices: Iterable[int]) -> list[str]:
+    """Make ``C<i>USDT`` spike in HOUR (3.4 x its closed previous hour); returns the keys."""
+    at = TimestampMs(EXCHANGE_NOW)
+    symbols = [f"C{i}USDT" for i in indices]
+    klines = [
+        k
+        for s in symbols
+        for k in (
+            candle(s, HOUR - 3_600_000, 1.5e6, closed=True),
+            candle(s, HOUR, 5.1e6, closed=False),
+        )
+    ]
+    updates = tuple(KlineUpdate(kline=k, event_time_ms=at, received_ms=at) for k in klines)
+    assert handle.registry.tell(SCANNER, KlineUpdates(items=updates))
+    return [f"volume:{s}:2025-12-05T14:00:00Z:SPIKE" for s in symbols]
+
+
+def list_symbols(handle: RootHandle, count: int) -> None:
+    symbols = tuple(Symbol(f"C{i}USDT") for i in range(count))
+    assert handle.registry.tell(SCANNER, TradingSymbols(symbols=symbols, at_ms=TimestampMs(0)))
+
+
+def scanner_counters(status: StatusBoard) -> dict[str, float]:
+    return dict(status.counters().get(SCANNER, {}))
+
+
+def unconfirmed(handle: RootHandle) -> tuple[str, ...]:
+    return tuple(handle.registry.ask(SCANNER, "unconfirmed", timeout=WAIT))
+
+
+def saved_unconfirmed(state_dir: Path) -> int:
+    with StateStore(state_dir) as store:
+        return len(store.kv_get("volume", "detector")["unconfirmed"])
+
+
+def test_alerts_handed_over_while_the_poster_is_crashed_or_restarting_are_delivered_once(
+    tmp_path, backend
+):
+    gate, status, server_time = threading.Event(), StatusBoard(), exchange_clock()
+    handle = start_delivery(
+        tmp_path,
+        [prod_sink(backend)],
+        poster=GatedCrashPoster,
+        gate=gate,
+        poster_backoff=BackoffPolicy(initial_s=2.0, max_s=2.0, jitter=0.0),  # a wide window
+        extra=[scanner_spec(status, server_time)],
+        server_time=server_time,
+    )
+    try:
+        list_symbols(handle, 10)
+        tell(handle, Boom())  # the poster holds it: what comes next waits in its inbox
+        expected = spike(handle, range(5))
+        handle.registry.ask(SCANNER, Ping(), timeout=WAIT)
+        assert scanner_counters(status)["volume_alerts_sent_total"] == 5  # accepted ...
+        gate.set()  # ... and dropped with the crashed incarnation's inbox
+        assert wait_until(lambda: handle.registry.get("poster") is None)
+        expected += spike(handle, range(5, 10))  # nobody there for two seconds: refused
+        handle.registry.ask(SCANNER, Ping(), timeout=WAIT)
+        assert scanner_counters(status)["volume_alerts_undelivered_total"] == 5
+        backend.wait_for(VOLUME, 10, timeout=WAIT)
+        assert wait_until(lambda: unconfirmed(handle) == ())
+        assert wait_until(lambda: pending(handle, "prod") == 0)
+        assert generation(handle) == 2
+    finally:
+        stop(handle)
+    received = keys(backend.received(VOLUME))
+    assert sorted(received) == sorted(expected)  # each exactly once
+    counters = scanner_counters(status)
+    assert counters["volume_alerts_resent_total"] >= 10
+    assert counters["volume_alerts_confirmed_total"] == 10
+    assert counters["volume_alerts_unconfirmed"] == 0
+    assert saved_unconfirmed(tmp_path) == 0  # the receipts were saved too
+
+
+def test_a_restarted_scanner_resends_what_was_never_confirmed_and_nothing_arrives_twice(
+    tmp_path, backend, log_stream
+):
+    status, server_time = StatusBoard(), exchange_clock()
+    handle = start_delivery(
+        tmp_path,
+        [prod_sink(backend)],
+        poster=ForgetfulPoster,
+        extra=[scanner_spec(status, server_time)],
+        server_time=server_time,
+    )
+    try:
+        list_symbols(handle, 3)
+        expected = spike(handle, range(3))
+        backend.wait_for(VOLUME, 3, timeout=WAIT)
+        # no receipt: resent every 0.3 s, and the outbox takes each resend as a duplicate
+        assert wait_until(lambda: scanner_counters(status)["volume_alerts_resent_total"] >= 6)
+        assert unconfirmed(handle) == tuple(expected)
+    finally:
+        stop(handle)
+    assert log_stream.wait_for("3 alert(s) not yet confirmed by poster; resending")
+    assert saved_unconfirmed(tmp_path) == 3  # what a kill -9 would have left too
+
+    status = StatusBoard()
+    handle = start_delivery(
+        tmp_path, [prod_sink(backend)], extra=[scanner_spec(status, server_time)],
+        server_time=server_time,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: unconfirmed(handle) == ())  # resent at start, confirmed
+        assert pending(handle, "prod") == 0
+    finally:
+        stop(handle)
+    assert log_stream.wait_for("3 alert(s) saved unconfirmed before a restart; resending")
+    assert sorted(keys(backend.received(VOLUME))) == sorted(expected)
+    assert scanner_counters(status)["volume_alerts_confirmed_total"] == 3
+    assert saved_unconfirmed(tmp_path) == 0
+
+
+def test_a_handoff_is_confirmed_for_new_repeated_and_unsendable_alerts_alike(tmp_path, backend):
+    """A receipt names every alert handed over: a repeat and an alert no sink could ever take
+    are the poster's business too (sending them again cannot help)."""
+    receipts: list[Any] = []
+    got = threading.Event()
+
+    class Producer(pykka.ThreadingActor):
+        def on_receive(self, message: Any) -> None:
+            receipts.append(message)
+            got.set()
+
+    producer = Producer.start()
+    handle = start_delivery(tmp_path, [prod_sink(backend)])
+    try:
+        handle.registry.register("producer", producer)
+        tell(handle, volume_alert(1))  # committed before: the handoff's copy is a repeat
+        bad = volume_alert(2, volume_ratio=math.inf)  # refused: not a finite number
+        alerts = (volume_alert(1), bad, oi_alert(3))
+        tell(handle, AlertHandoff(reply_to=ActorName("producer"), alerts=alerts))
+        assert got.wait(WAIT)
+        backend.wait_for(OI_ALERTS, 1, timeout=WAIT)
+        assert wait_until(lambda: pending(handle, "prod") == 0)
+    finally:
+        stop(handle)
+        producer.stop()
+    [receipt] = receipts
+    assert receipt.keys == tuple(alert_key(a) for a in alerts)
+    assert len(backend.received(VOLUME)) == 1
+    assert db_rows(tmp_path, "select count(*) from outbox") == [(2,)]  # the bad one: refused
+
+
 # --- independence of sinks, failures -------------------------------------------------------------
 
 
@@ -548,6 +771,65 @@ def test_4xx_are_kept_as_failed_and_reported_while_408_429_and_5xx_are_retried(
         ("oi_samples", 1, "delivered"),
         ("universe", 1, "delivered"),
     ]
+
+
+def test_a_request_that_times_out_is_retried_and_delivered_once_the_slow_fault_clears(
+    tmp_path, backend
+):
+    slow = backend.faults.slow(1.0, count=1, path=VOLUME)  # longer than the read timeout
+    sink = prod_sink(backend, read_timeouts_s={"volume_alert": 0.2})
+    handle = start_delivery(tmp_path, [sink])
+    try:
+        tell(handle, volume_alert(1))
+        assert wait_until(lambda: pending(handle, "prod") == 0)
+        assert sink_status(handle, "prod").delivered == 1
+        [row] = db_rows(
+            tmp_path, "select status, attempts, last_error from deliveries where sink = 'prod'"
+        )
+        # the timed-out request was still handled when its delay ended: the backend ignores
+        # Idempotency-Key, so it recorded the payload twice, with the same key
+        late = backend.wait_for(VOLUME, 2, timeout=WAIT)
+    finally:
+        stop(handle)
+    assert not slow.active
+    status, attempts, error = row
+    assert (status, attempts) == ("delivered", 1)  # one timed-out attempt, then delivered
+    assert error.startswith("ReadTimeout"), error
+    assert "read timeout=0.2" in error
+    assert keys(late) == ["volume:C1USDT:2025-12-05T14:00:00Z:SPIKE"] * 2
+
+
+def test_dropped_sample_batches_are_published_and_logged_once_per_drop(
+    tmp_path, backend, log_stream
+):
+    down = backend.go_down()
+    status = StatusBoard()
+    handle = start_delivery(tmp_path, [prod_sink(backend)], status=status, max_sample_batches=2)
+
+    def batch(n: int, b: int) -> OiSamples:  # 150 samples: 2 chunks
+        return oi_samples(n, created=HOUR + b * 10_000, measured=HOUR + b * 10_000)
+
+    def dropped() -> float:
+        return status.counters()["poster"]["delivery_prod_dropped_samples_total"]
+
+    try:
+        tell(handle, batch(150, 0), batch(150, 1))
+        synced(handle)
+        assert dropped() == 0  # within the bound: known to be none, not missing
+        tell(handle, batch(150, 2))  # the first batch's two chunks go
+        synced(handle)
+        assert dropped() == 2
+        tell(handle, batch(50, 3), volume_alert(1))  # the second batch goes; alerts never do
+        synced(handle)
+        assert dropped() == 4
+        assert sink_status(handle, "prod").pending_alerts == 1
+    finally:
+        down.end()
+        stop(handle)
+    lines = [line for line in log_stream.text.splitlines() if "OI sample backlog" in line]
+    assert len(lines) == 2, lines  # one line per drop, not per chunk or sample
+    assert all("WARNING" in line and "prod=2" in line for line in lines)
+    assert db_rows(tmp_path, "select value from counters") == [(4,)]
 
 
 def test_failed_payloads_can_be_requeued_after_the_cause_is_fixed(tmp_path, backend):

@@ -282,6 +282,22 @@ def test_the_sample_backlog_drops_the_oldest_whole_batches_and_counts_them(tmp_p
         assert store.backlog() == {"prod": {"oi_samples": 9}, "dev": {"oi_samples": 9}}
 
 
+def test_each_drop_is_reported_once_and_the_totals_persist(tmp_path):
+    with StateStore(tmp_path, max_sample_batches=2) as store:
+        for b in range(2):
+            enqueue(store, samples(250, HOUR + b * 10_000), now_ms=HOUR + b * 10_000)
+        assert store.take_dropped() == {}  # within the bound
+        enqueue(store, samples(250, HOUR + 20_000), now_ms=HOUR + 20_000)
+        assert store.take_dropped() == {"prod": 3, "dev": 3}  # the oldest batch: 3 chunks
+        assert store.take_dropped() == {}  # reported once
+        enqueue(store, volume_alert(), now_ms=HOUR + 30_000)  # alerts never push anything out
+        enqueue(store, samples(10, HOUR + 40_000), sinks=("dev",), now_ms=HOUR + 40_000)
+        assert store.take_dropped() == {"dev": 3}
+    with StateStore(tmp_path) as reopened:
+        assert reopened.take_dropped() == {}  # this connection's drops only ...
+        assert reopened.dropped_samples() == {"prod": 3, "dev": 6}  # ... the totals persist
+
+
 def test_a_sink_that_keeps_up_loses_no_samples_while_another_is_bounded(tmp_path):
     with StateStore(tmp_path, max_sample_batches=2) as store:
         for b in range(4):

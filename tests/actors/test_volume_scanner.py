@@ -2,7 +2,8 @@
 
 The tree: a real ``StoreActor`` on a SQLite file in ``tmp_path``, doubles registered under the
 poster's, the REST gateway's and the kline shards' names, and the ``VolumeScannerActor`` as
-``build_tree`` wires it. The gateway double answers ``exchangeInfo`` and ``klines`` from a
+``build_tree`` wires it. The poster double confirms every handoff (``AlertsCommitted``) unless a
+test turns that off. The gateway double answers ``exchangeInfo`` and ``klines`` from a
 scripted market, so the universe and the previous hours arrive the production way; the test
 then tells the scanner ``KlineUpdate``s and moves the ``FakeClock`` over hh:30 and hh:00, where
 the tree's aligned timers tick.
@@ -22,6 +23,7 @@ import pytest
 from loguru import logger
 
 from actors._candle_store import HOUR_MS
+from actors._handoff import alert_key
 from actors._oi_board import OiBoard
 from actors._price_board import PriceBoard
 from actors._status import StatusBoard
@@ -31,6 +33,7 @@ from actors.store import StoreActor
 from actors.volume_scanner import VolumeScannerActor
 from messages._base import Message
 from messages.control import Ping
+from messages.delivery import AlertHandoff, AlertsCommitted
 from messages.feed import SetStreams, StreamsWanted
 from messages.market import Kline, KlineUpdate, KlineUpdates, TradingSymbols
 from messages.rest import RestRequest, RestResponse
@@ -75,6 +78,8 @@ class Journal:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._told: list[tuple[str, Message]] = []
+        self.confirming = True
+        """Whether the poster double answers handoffs (False: as if it lost them)."""
 
     def add(self, name: str, message: Message) -> None:
         with self._lock:
@@ -101,6 +106,19 @@ class Capture(SupervisedActor):
 
     def answer(self, message: Message) -> None:
         del message
+
+
+class FakePoster(Capture):
+    """The poster double: writes handoffs down and confirms them like the real one."""
+
+    def __init__(self, *, context: ChildContext | None = None, journal: Journal) -> None:
+        super().__init__(context=context, journal=journal)
+        self._confirming = journal
+
+    def answer(self, message: Message) -> None:
+        if isinstance(message, AlertHandoff) and self._confirming.confirming:
+            keys = tuple(alert_key(a) for a in message.alerts)
+            self.registry.tell(message.reply_to, AlertsCommitted(keys=keys))
 
 
 class FakeMarket:
@@ -265,7 +283,7 @@ class ScannerTree:
         )
         children = [
             ChildSpec(name="store", actor_class=StoreActor, kwargs={"state_dir": self.state_dir}),
-            ChildSpec(name=POSTER, actor_class=Capture, kwargs={"journal": self.journal}),
+            ChildSpec(name=POSTER, actor_class=FakePoster, kwargs={"journal": self.journal}),
             ChildSpec(
                 name=GATEWAY,
                 actor_class=FakeGateway,
@@ -325,11 +343,13 @@ class ScannerTree:
     def sync(self) -> None:
         """Let request/answer chains between the scanner and the gateway double run out.
 
-        Each round proves the gateway answered what the scanner asked before, then that the
-        scanner handled those answers; three rounds cover exchangeInfo -> klines -> rows.
+        Each round proves the gateway and the poster answered what the scanner told them before,
+        then that the scanner handled those answers; three rounds cover exchangeInfo -> klines
+        -> rows (and alerts -> receipts).
         """
         for _ in range(3):
             self.ask(GATEWAY, Ping())
+            self.ask(POSTER, Ping())
             self.ask(SCANNER, Ping())
 
     def now_ms(self) -> int:
@@ -369,9 +389,12 @@ class ScannerTree:
         return [s for t, s in self.alerts() if t == "SPIKE"]
 
     def raw_alerts(self, symbol: str | None = None) -> list[VolumeAlert]:
+        """Every alert handed to the poster, in order (a resent one as often as it was sent)."""
         self.sync()
         self.ask(POSTER, Ping())  # it has written down what the scanner told it
-        seen = self.journal.told(POSTER)
+        handoffs = self.journal.told(POSTER)
+        assert all(isinstance(h, AlertHandoff) and h.reply_to == SCANNER for h in handoffs)
+        seen = [a for h in handoffs for a in h.alerts]  # type: ignore[attr-defined]
         assert all(isinstance(a, VolumeAlert) for a in seen)
         return [a for a in seen if symbol is None or a.symbol == symbol]
 
@@ -830,4 +853,44 @@ def test_a_shard_that_asks_for_its_streams_gets_its_part_of_the_plan_at_once(mak
     assert told[-1] == SetStreams(streams=("cccusdt@kline_1h",))
     tree.tell(StreamsWanted(feed="feed-klines-9"))  # not a shard of this scanner: ignored
     tree.sync()
+    tree.stop()
+
+
+# --- alerts stay the scanner's until the poster confirms them ---------------------------------
+
+
+def test_an_alert_the_poster_never_confirmed_is_resent_on_the_tick_and_after_a_restart(
+    make_tree,
+):
+    tree = make_tree({"XUSDT": 1_500_000.0, "YUSDT": 1_500_000.0})
+    ready(tree, "XUSDT", "YUSDT")
+    key = "volume:XUSDT:2026-03-19T06:00:00Z:SPIKE"
+    tree.journal.confirming = False  # the poster takes handoffs but its receipts never come
+    tree.advance_to(H1 + 10 * MIN_MS)
+    tree.trade("XUSDT", H1, 5_100_000.0)
+    assert tree.alerts() == [("SPIKE", "XUSDT")]
+    assert tree.ask(SCANNER, "unconfirmed") == (key,)
+
+    # the next backfill tick (60 s here) hands it over again: 10 s passed without a receipt
+    tree.advance_to(tree.now_ms() + 60_000)
+    assert tree.alerts() == [("SPIKE", "XUSDT")] * 2
+
+    # a new process: the alert was saved with the dedup in one PutState; it is handed over at
+    # once, and the repeated crossing is still no second SPIKE
+    tree.restart_tree()
+    ready(tree, "XUSDT", "YUSDT")
+    assert tree.alerts() == [("SPIKE", "XUSDT")] * 3
+    tree.trade("XUSDT", H1, 6_000_000.0)
+    assert tree.ask(SCANNER, "unconfirmed") == (key,)
+
+    # receipts again: the next resend is confirmed, and then nothing more comes
+    tree.journal.confirming = True
+    tree.trade("YUSDT", H1, 5_000_000.0)  # a new alert is confirmed at once
+    tree.advance_to(tree.now_ms() + 60_000)
+    assert tree.ask(SCANNER, "unconfirmed") == ()
+    tree.advance_to(tree.now_ms() + 120_000)
+    assert tree.alerts() == [("SPIKE", "XUSDT")] * 3 + [("SPIKE", "YUSDT"), ("SPIKE", "XUSDT")]
+    tree.ask("store", Ping())  # it has written what the scanner saved after the receipt
+    with StateStore(tree.state_dir) as store:
+        assert store.kv_get("volume", "detector")["unconfirmed"] == []
     tree.stop()

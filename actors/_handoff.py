@@ -1,0 +1,173 @@
+"""Alerts a producer still answers for: handed to the poster, not yet confirmed committed.
+
+A producer (the volume scanner, the OI poller) hands its alerts over in an
+:class:`~messages.delivery.AlertHandoff` naming itself; the poster commits them to the outbox
+and answers :class:`~messages.delivery.AlertsCommitted` with their idempotency keys::
+
+    producer ──AlertHandoff(reply_to, alerts)──► poster     outbox transaction commits, then
+    producer ◄──AlertsCommitted(keys)─────────── poster     (tell, to the producer's name)
+
+Until its key comes back an alert stays in :class:`Unconfirmed`, and that covers every way a
+handoff can be lost on its way *into* the outbox:
+
+- the poster is restarting: ``tell`` is refused, nothing answers;
+- the poster crashed with the handoff in its inbox: the supervision layer drops what was
+  queued for that incarnation, nothing answers;
+- ``kill -9`` before the poster committed: the producer persists :meth:`Unconfirmed.export` in
+  the **same** ``PutState`` as the dedup or rule state that keeps the alert from being raised
+  again, so both are stored or neither is; after a restart :meth:`Unconfirmed.load` brings the
+  alerts back and they are handed over again at once.
+
+Whatever was not confirmed after ``resend_after_s`` is handed over again (:meth:`take_due`, on
+the producer's periodic tick). Resending is harmless: the outbox's idempotency key is unique,
+so an alert the poster had committed (its receipt lost, or still on its way) is a duplicate,
+never enqueued nor delivered again, and is confirmed like a new one.
+
+Pure: values in, values out; the caller passes its clock's monotonic seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from actors._payloads import outbox_entries
+from messages.codec import decode, encode
+from messages.errors import CodecError
+from messages.open_interest import OiAlert
+from messages.volume import VolumeAlert
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["Alert", "Unconfirmed", "alert_key"]
+
+Alert = VolumeAlert | OiAlert
+"""What travels with a receipt."""
+
+
+def alert_key(alert: Alert) -> str:
+    """The alert's idempotency key: the outbox's unique key, as the poster derives it."""
+    return outbox_entries(alert)[0].idempotency_key
+
+
+@dataclass(slots=True)
+class _Pending:
+    alert: Alert
+    sent_s: float
+    """Monotonic seconds of the last handoff (``-inf``: loaded, not handed over yet)."""
+
+
+class Unconfirmed:
+    """The alerts handed to the poster whose commit it has not confirmed yet, by key.
+
+    Args:
+        resend_after_s: an alert unconfirmed this long after its last handoff is due again.
+
+    Attributes:
+        revision: grows whenever the exported state changes (persist when it moved).
+        rounds: rounds of resending alerts that waited in vain since everything was last
+            confirmed (1 on the first one, so a producer can log that one loudly and the rest
+            quietly); handing over loaded alerts after a restart is not such a round.
+        counts: ``added``, ``confirmed``, ``resent`` (alerts, since this object was made).
+    """
+
+    def __init__(self, resend_after_s: float = 10.0) -> None:
+        if not resend_after_s > 0:
+            raise ValueError("resend_after_s must be positive")
+        self.resend_after_s = resend_after_s
+        self.revision = 0
+        self.rounds = 0
+        self.counts: Counter[str] = Counter()
+        self._pending: dict[str, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._pending
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys waiting for a receipt, oldest first."""
+        return tuple(self._pending)
+
+    def alerts(self) -> tuple[Alert, ...]:
+        """The alerts waiting for a receipt, oldest first."""
+        return tuple(p.alert for p in self._pending.values())
+
+    def add(self, alert: Alert, now_s: float) -> str:
+        """Remember ``alert`` as handed over at ``now_s``; returns its key.
+
+        An alert whose key is already waiting is not added again: the outbox keeps the first
+        alert of a key too.
+        """
+        key = alert_key(alert)
+        if key not in self._pending:
+            self._pending[key] = _Pending(alert, now_s)
+            self.counts["added"] += 1
+            self.revision += 1
+        return key
+
+    def confirm(self, keys: Iterable[str]) -> int:
+        """Forget the alerts whose keys the poster confirmed; returns how many were waiting.
+
+        Unknown keys (a repeat's second receipt, another incarnation's alert) are ignored.
+        """
+        confirmed = sum(1 for key in keys if self._pending.pop(key, None) is not None)
+        if confirmed:
+            self.counts["confirmed"] += confirmed
+            self.revision += 1
+        if not self._pending:
+            self.rounds = 0
+        return confirmed
+
+    def take_due(self, now_s: float) -> tuple[Alert, ...]:
+        """The alerts unconfirmed ``resend_after_s`` after their last handoff, oldest first.
+
+        They count as handed over again at ``now_s`` (the caller sends them now).
+        """
+        due = [p for p in self._pending.values() if now_s - p.sent_s >= self.resend_after_s]
+        if any(math.isfinite(p.sent_s) for p in due):
+            self.rounds += 1  # loaded alerts alone (a restart) are not a round of waiting
+        for pending in due:
+            pending.sent_s = now_s
+        self.counts["resent"] += len(due)
+        return tuple(p.alert for p in due)
+
+    def export(self) -> list[str]:
+        """The waiting alerts as JSON-able rows (base64 of the message codec), oldest first."""
+        return [base64.b64encode(encode(p.alert)).decode("ascii") for p in self._pending.values()]
+
+    def load(self, rows: Any) -> tuple[int, int]:
+        """Add alerts from :meth:`export` rows, due at once; returns ``(loaded, unreadable)``.
+
+        A row that does not decode to an alert is skipped and counted (it could never be
+        delivered); the others are loaded. ``None`` (nothing was saved) loads nothing.
+
+        Raises:
+            TypeError: if ``rows`` is neither ``None`` nor a list of rows.
+        """
+        if rows is None:
+            return 0, 0
+        if not isinstance(rows, list | tuple):
+            raise TypeError(f"unconfirmed alerts must be a list, not {type(rows).__name__}")
+        loaded = unreadable = 0
+        for row in rows:
+            try:
+                alert = decode(base64.b64decode(row, validate=True))
+            except (CodecError, binascii.Error, TypeError, ValueError):
+                unreadable += 1
+                continue
+            if not isinstance(alert, VolumeAlert | OiAlert):
+                unreadable += 1
+                continue
+            key = alert_key(alert)
+            if key not in self._pending:
+                self._pending[key] = _Pending(alert, -math.inf)
+                self.revision += 1
+            loaded += 1
+        return loaded, unreadable
