@@ -219,6 +219,22 @@ class OiHistory:
             return None
         return series.times[best], series.ois[best], series.marks[best]
 
+    def newest(self) -> dict[str, int]:
+        """Each symbol's newest sample time."""
+        return {symbol: s.times[-1] for symbol, s in self._series.items() if s.times}
+
+    def consistent(self) -> bool:
+        """Whether every series is whole (its parallel lists of one length, times ascending)."""
+        return all(
+            len(s.times) == len(s.ois) == len(s.marks)
+            and all(a < b for a, b in zip(s.times, s.times[1:], strict=False))
+            for s in self._series.values()
+        )
+
+    def clear(self) -> None:
+        """Forget every sample."""
+        self._series.clear()
+
     def newest_ms(self, symbol: str) -> int | None:
         """Time of the symbol's newest sample, if any."""
         series = self._series.get(symbol)
@@ -267,11 +283,15 @@ class OiAlertRule:
 
     Args:
         config: the rule's settings.
+        history: the history to work on (default: a new one); a caller may keep it across
+            rule instances (the poller's incarnations) so a restart need not reload it.
     """
 
-    def __init__(self, config: OiRuleConfig | None = None) -> None:
+    def __init__(
+        self, config: OiRuleConfig | None = None, history: OiHistory | None = None
+    ) -> None:
         self.config = config or OiRuleConfig()
-        self.history = OiHistory(self.config.retention_ms)
+        self.history = history if history is not None else OiHistory(self.config.retention_ms)
         self._outside: dict[tuple[str, str], OiDirection] = {}
         """(symbol, timeframe) → the side it is outside on; absent means INSIDE."""
         self._last_alert: dict[tuple[str, str, str], int] = {}

@@ -29,7 +29,10 @@ Binance has no open-interest stream, so every liquid symbol is polled through th
   follows ``exchangeInfo.rateLimits``).
 - **Pacing**: an interval timer (``catch_up=False``: a stall never turns into a burst) fires
   every ``spacing`` seconds and sends **one** request, for the next symbol round-robin, unless
-  ``max_in_flight`` requests are already unanswered (that tick is skipped and counted). Each
+  ``max_in_flight`` requests are already unanswered (that tick is skipped and counted). A tick
+  that comes after a short stall (``Tick.skipped`` slots missed) also sends the requests of up
+  to ``POLL_CATCH_UP`` missed slots, so a busy moment does not stretch the round beyond the
+  interval. Each
   request expires at the gateway after one interval (a newer one is due by then).
 - **Each answer** → :class:`~messages.open_interest.OiSample` stamped with the response's
   ``time``, mark price and funding rate from the price board when fresh (omitted otherwise,
@@ -79,7 +82,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors._handoff import Unconfirmed
 from actors._oi_board import DEFAULT_MAX_START_GAP_MS, HOUR_MS
-from actors._oi_rule import OiAlertRule, OiRuleConfig
+from actors._oi_rule import OiAlertRule, OiHistory, OiRuleConfig
 from actors._oi_snapshot import (
     DEFAULT_PERIOD_S,
     DEFAULT_SWEEP_S,
@@ -122,6 +125,8 @@ RULE_KEY = "state"
 POLLER_NAMESPACE = "oi-poller"
 SYMBOLS_KEY = "symbols"
 INVALID_SYMBOL = -1121
+POLL_CATCH_UP = 4
+"""Missed pacing slots a late poll tick makes up for, at most (a stall of ~4 spacings)."""
 
 
 def poll_rate_per_min(
@@ -196,6 +201,7 @@ class OpenInterestPollerActor(SupervisedActor):
         snapshot_sweep_s: float = DEFAULT_SWEEP_S,
         snapshot_max_in_flight: int = 4,
         resend_after_s: float = 10.0,
+        history: OiHistory | None = None,
     ) -> None:
         super().__init__(context=context)
         if not 0 < snapshot_sweep_s < snapshot_period_s or snapshot_max_in_flight < 1:
@@ -208,7 +214,7 @@ class OpenInterestPollerActor(SupervisedActor):
             raise ValueError("deliver_period_s and persist_period_s must be positive")
         self._board = board
         self._status = status
-        self._rule = OiAlertRule(rule)
+        self._rule = OiAlertRule(rule, history=history)
         self._unconfirmed = Unconfirmed(resend_after_s)
         self._max_rpm = max_req_per_min
         self._min_s, self._max_s = min_interval_s, max_interval_s
@@ -269,6 +275,9 @@ class OpenInterestPollerActor(SupervisedActor):
                 "stale_after_s": config.stale_after_s,
                 "server_time": server_time,
                 "oi_board": oi_board,
+                # one history for every incarnation: a restart goes on with it instead of
+                # reloading up to an hour of samples from the store (~0.5 s for 340 symbols)
+                "history": OiHistory(OiRuleConfig.from_config(config).retention_ms),
                 **options,
             },
             start_timeout_s=30.0,  # loads up to two hours of OI history from the store
@@ -315,13 +324,25 @@ class OpenInterestPollerActor(SupervisedActor):
             fill_board = self._oi_board is not None and len(self._oi_board) == 0
             if fill_board:  # back to the previous hour's open, for oiChange
                 since = min(since, now_ms - now_ms % HOUR_MS - HOUR_MS - DEFAULT_MAX_START_GAP_MS)
-            history = self.registry.ask(
-                self._store, LoadOiHistory(since_ms=TimestampMs(since)), timeout=10
-            )
-            rows = [(s.symbol, s.time_ms, s.open_interest, s.mark_price) for s in history.samples]
-            loaded = self._rule.history.import_rows(rows)
-            if fill_board and self._oi_board is not None:
-                self._oi_board.load((s.symbol, s.time_ms, s.open_interest) for s in history.samples)
+            kept = len(self._rule.history)
+            if kept and not self._rule.history.consistent():
+                self._log.warning("the OI history kept in memory is inconsistent; reloading it")
+                self._rule.history.clear()
+                kept = 0
+            loaded = 0
+            if not kept or fill_board:
+                history = self.registry.ask(
+                    self._store, LoadOiHistory(since_ms=TimestampMs(since)), timeout=10
+                )
+                if not kept:
+                    loaded = self._rule.history.import_rows(
+                        (s.symbol, s.time_ms, s.open_interest, s.mark_price)
+                        for s in history.samples
+                    )
+                if fill_board and self._oi_board is not None:
+                    self._oi_board.load(
+                        (s.symbol, s.time_ms, s.open_interest) for s in history.samples
+                    )
             reply = self.registry.ask(
                 self._store, GetState(namespace=POLLER_NAMESPACE, key=SYMBOLS_KEY), timeout=5
             )
@@ -329,12 +350,13 @@ class OpenInterestPollerActor(SupervisedActor):
         except Exception as exc:  # a dead or slow store means "no saved state", said loudly
             self._log.warning("could not load the saved OI state ({}); baselines start blind", exc)
             return
-        for symbol, time_ms, _, _ in self._rule.history.export_rows():
+        for symbol, time_ms in self._rule.history.newest().items():
             self._latest_ms[symbol] = max(time_ms, self._latest_ms.get(symbol, 0))
         self._symbols = tuple(sorted({str(s) for s in symbols}))
         self._log.info(
-            "loaded {} OI history sample(s), rule state and {} symbol(s)",
-            loaded,
+            "{} OI history sample(s) {}, rule state and {} symbol(s) loaded",
+            kept or loaded,
+            "kept from the previous incarnation" if kept else "loaded",
             len(self._symbols),
         )
 
@@ -368,8 +390,11 @@ class OpenInterestPollerActor(SupervisedActor):
                 self._handle_trading(message)
             case RestResponse():
                 self._handle_response(message)
-            case Tick(timer="oi-poll"):
-                self._poll_next()
+            case Tick(timer="oi-poll", skipped=skipped):
+                # slots a stall skipped are made up, a few at most: a round that lost them
+                # would take that much longer than the interval (the budget had them spare)
+                for _ in range(1 + min(skipped, POLL_CATCH_UP)):
+                    self._poll_next()
             case Tick(timer="oi-snapshot"):
                 self._start_snapshot(message)
             case Tick(timer="oi-snapshot-poll"):

@@ -151,6 +151,7 @@ class StoreActor(SupervisedActor):
                 return self._handle_get_all(namespace)
             case LoadOiHistory(since_ms=since_ms):
                 samples = tuple(self.store.load_oi_history(since_ms))
+                self._count("oi_history_loads_total")
                 return OiHistoryReply(samples=samples)
             case Tick(timer="store-prune"):
                 self._handle_prune()

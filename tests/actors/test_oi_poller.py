@@ -24,13 +24,13 @@ from actors._oi_snapshot import DEFAULT_SWEEP_S, snapshot_load_per_min
 from actors._store import StateStore
 from actors._weight_budget import oi_poll_interval
 from actors.feed import FeedActor
-from actors.oi_poller import OpenInterestPollerActor, poll_rate_per_min
+from actors.oi_poller import POLL_CATCH_UP, OpenInterestPollerActor, poll_rate_per_min
 from actors.poster import PosterActor
 from actors.price_cache import PriceCacheActor
 from actors.rest_gateway import RestGatewayActor
 from actors.store import StoreActor
 from actors.universe import UniverseActor
-from messages.control import Ping
+from messages.control import Ping, Tick
 from messages.open_interest import OiAlert
 from messages.rest import GetRestGatewayStatus
 from messages.types import Symbol, TimestampMs
@@ -294,14 +294,18 @@ def test_an_oi_jump_alerts_once_with_the_exact_shape_and_a_restart_keeps_baselin
         assert "fundingRate" in body  # the board had a fresh funding rate
         assert "priceChange" in body  # both marks known
 
-        # restart: baselines come from the stored history, the OUTSIDE state and the cooldown
-        # from the stored rule state — the same excursion does not alert again
+        # restart: baselines come from the history the incarnations share (not reloaded from
+        # the store), the OUTSIDE state and the cooldown from the stored rule state — the same
+        # excursion does not alert again
+        loads = tree.counters("store").get("store_oi_history_loads_total", 0)
+        assert loads >= 1  # the first incarnation loaded (an empty) history
         tree.restart("oi-poller")
         assert wait_until(
             lambda: tree.ask("oi-poller", "stats").get("rule_accepted", 0) >= 2 * n, timeout=20
         )
         stats = tree.ask("oi-poller", "stats")
         assert stats.get("rule_no_baseline", 0) == 0, stats  # no blind window
+        assert tree.counters("store").get("store_oi_history_loads_total", 0) == loads
         assert len(eth_alerts()) == 1
         assert tree.ask("oi-poller", "symbols") == polling(tree)
         # the OI board (shared, outlives the restart) holds the jump: oiChange sees it
@@ -311,6 +315,17 @@ def test_an_oi_jump_alerts_once_with_the_exact_shape_and_a_restart_keeps_baselin
         change = tree.boards.oi.oi_change("ETHUSDT", first_ms, history[-1][0])
         assert change is not None
         assert change >= 0.03
+    finally:
+        tree.stop()
+    # a new process (a new tree: nothing kept in memory) loads the baselines from the store
+    tree = build_oi_tree(sim, backend, tmp_path)
+    try:
+        assert wait_until(
+            lambda: tree.ask("oi-poller", "stats").get("rule_accepted", 0) >= n, timeout=20
+        )
+        assert tree.ask("oi-poller", "stats").get("rule_no_baseline", 0) == 0
+        assert tree.counters("store")["store_oi_history_loads_total"] == 1
+        assert len(eth_alerts()) == 1
     finally:
         tree.stop()
 
@@ -386,6 +401,34 @@ def test_the_specs_follow_the_config_and_the_worked_example_holds():
     assert poll_rate_per_min(2000, None, 10) == 2000  # before the gateway published a target
     assert poll_rate_per_min(2000, None, 10, snapshot) == pytest.approx(2000 - snapshot)
     assert poll_rate_per_min(2000, 2000, 50) == 1950  # without a snapshot load
+
+
+def test_a_poll_tick_after_a_stall_makes_up_a_few_of_the_slots_it_skipped(sim, backend, tmp_path):
+    # a 10-minute interval: the pacing timer itself stays out of the way of the test's ticks
+    slow = {"min_interval_s": 600.0, "max_interval_s": 600.0}
+    tree = build_oi_tree(sim, backend, tmp_path, poller=slow)
+    try:
+        assert wait_until(lambda: len(polling(tree)) > POLL_CATCH_UP + 2)
+        assert tree.ask("oi-poller", "interval") == 600.0
+
+        def sent() -> int:
+            return int(tree.ask("oi-poller", "stats").get("oi_requests_total", 0))
+
+        def tick(skipped: int) -> int:
+            before = sent()
+            now = TimestampMs(int(time.time() * 1000))
+            tree.handle.registry.tell(
+                "oi-poller", Tick(timer="oi-poll", scheduled_ms=now, fired_ms=now, skipped=skipped)
+            )
+            return sent() - before  # the ask is handled after the tick: its requests are out
+
+        assert tick(0) == 1
+        assert tick(2) == 3  # this slot and the two a stall skipped
+        assert tick(50) == 1 + POLL_CATCH_UP  # a long stall is not made up in one burst
+        assert wait_until(lambda: len(oi_requests(sim)) >= 5 + POLL_CATCH_UP)
+        assert not [r for r in sim.rest.request_log if r.status in (429, 418)]
+    finally:
+        tree.stop()
 
 
 def test_slow_answers_bound_the_requests_in_flight_and_recovery_is_not_a_burst(

@@ -287,6 +287,21 @@ def test_history_is_bounded_to_the_longest_lookback_plus_its_tolerance():
     assert len(rule.history) == 3_720 // 10 + 1
 
 
+def test_a_history_handed_to_a_new_rule_keeps_its_baselines_and_can_be_checked():
+    first = OiAlertRule()
+    feed(first, [sample(t, BIG) for t in range(0, 600, 10)])
+    second = OiAlertRule(history=first.history)  # the poller's next incarnation
+    assert second.history is first.history
+    assert second.history.newest() == {"MAVIAUSDT": T0 + 590_000}
+    assert second.history.consistent()
+    assert second.history.baseline("MAVIAUSDT", T0 + 290_000, 30_000, T0 + 600_000) is not None
+    second.history._series["MAVIAUSDT"].ois.pop()  # a series torn in the middle of an add
+    assert not second.history.consistent()
+    second.history.clear()
+    assert len(second.history) == 0
+    assert second.history.consistent()
+
+
 # --- enrichment -------------------------------------------------------------------------------
 
 
