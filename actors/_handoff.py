@@ -23,7 +23,8 @@ the producer's periodic tick). Resending is harmless: the outbox's idempotency k
 so an alert the poster had committed (its receipt lost, or still on its way) is a duplicate,
 never enqueued nor delivered again, and is confirmed like a new one.
 
-Pure: values in, values out; the caller passes its clock's monotonic seconds.
+:class:`Unconfirmed` is pure (values in, values out; the caller passes its clock's monotonic
+seconds); :class:`AlertCourier` wraps it with the telling and the logging both producers share.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors._payloads import outbox_entries
 from messages.codec import decode, encode
+from messages.delivery import AlertHandoff
 from messages.errors import CodecError
 from messages.open_interest import OiAlert
 from messages.volume import VolumeAlert
@@ -44,7 +46,9 @@ from messages.volume import VolumeAlert
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["Alert", "Unconfirmed", "alert_key"]
+    from messages.types import ActorName
+
+__all__ = ["Alert", "AlertCourier", "Unconfirmed", "alert_key"]
 
 Alert = VolumeAlert | OiAlert
 """What travels with a receipt."""
@@ -171,3 +175,113 @@ class Unconfirmed:
                 self.revision += 1
             loaded += 1
         return loaded, unreadable
+
+
+class AlertCourier:
+    """A producer's side of the handoff: keep, hand over, resend, confirm (its actor thread).
+
+    The scanner and the OI poller each own one; it does the telling and the logging, the
+    producer decides when (on its alerts, its periodic tick, the poster's receipt) and persists
+    :meth:`Unconfirmed.export` of :attr:`pending` with its own state.
+
+    Args:
+        owner: the producer's name (``reply_to`` of its handoffs).
+        poster: the poster's name.
+        registry: where names resolve (``registry.tell(name, message) -> bool``).
+        log: the producer's logger.
+        what: how the log calls its alerts (``"alert(s)"``, ``"OI alert(s)"``).
+        resend_after_s: see :class:`Unconfirmed`.
+    """
+
+    def __init__(  # noqa: PLR0913 - keyword-only wiring
+        self,
+        *,
+        owner: ActorName,
+        poster: str,
+        registry: Any,
+        log: Any,
+        what: str = "alert(s)",
+        resend_after_s: float = 10.0,
+    ) -> None:
+        self.pending = Unconfirmed(resend_after_s)
+        self.handed = 0
+        """Alerts the poster's inbox took (resends included)."""
+        self.refused = 0
+        """Alerts no poster was there to take (kept, handed over again later)."""
+        self._owner, self._poster = owner, poster
+        self._registry, self._log, self._what = registry, log, what
+
+    def load(self, saved: Any) -> None:
+        """Take back what the previous incarnation saved unconfirmed (logged, never raises)."""
+        try:
+            loaded, unreadable = self.pending.load(saved)
+        except TypeError as exc:
+            self._log.error("saved unconfirmed {} unreadable ({}); none resent", self._what, exc)
+            return
+        if unreadable:
+            self._log.error("{} saved unconfirmed {} unreadable; dropped", unreadable, self._what)
+        if loaded:
+            self._log.info("loaded {} {} the poster had not confirmed", loaded, self._what)
+
+    def keep(self, alerts: Iterable[Alert], now_s: float) -> None:
+        """Remember ``alerts`` as handed over now (before saving and handing them over)."""
+        for alert in alerts:
+            self.pending.add(alert, now_s)
+
+    def hand_over(self, alerts: tuple[Alert, ...]) -> None:
+        """Tell the poster ``alerts`` with a receipt asked for."""
+        if self._registry.tell(self._poster, AlertHandoff(reply_to=self._owner, alerts=alerts)):
+            self.handed += len(alerts)
+            return
+        self.refused += len(alerts)
+        self._log.warning(
+            "no {} to take {} {} (e.g. {}); kept, handed over again in {:g} s",
+            self._poster,
+            len(alerts),
+            self._what,
+            alerts[0].symbol,
+            self.pending.resend_after_s,
+        )
+
+    def resend(self, now_s: float) -> bool:
+        """Hand over again what waited in vain (or was saved before a restart); any sent?
+
+        Logged at WARNING on the first round of waiting and every 20th after it.
+        """
+        before = self.pending.rounds
+        due = self.pending.take_due(now_s)
+        if not due:
+            return False
+        rounds = self.pending.rounds
+        if rounds == before:  # only alerts the previous incarnation saved
+            self._log.info(
+                "{} {} saved unconfirmed before a restart; resending", len(due), self._what
+            )
+        else:
+            level = "WARNING" if rounds == 1 or rounds % 20 == 0 else "DEBUG"
+            self._log.log(
+                level,
+                "{} {} not yet confirmed by {}; resending",
+                len(due),
+                self._what,
+                self._poster,
+            )
+        self.hand_over(due)
+        return True
+
+    def committed(self, keys: tuple[str, ...]) -> bool:
+        """The poster's receipt; whether it confirmed anything waiting (save then)."""
+        waited = self.pending.rounds
+        if not self.pending.confirm(keys):
+            return False
+        if waited and not self.pending:
+            self._log.info("{} confirmed every {} it was sent again", self._poster, self._what)
+        return True
+
+    def counters(self, prefix: str) -> dict[str, float]:
+        """``<prefix>_{resent,confirmed}_total`` and ``<prefix>_unconfirmed``."""
+        return {
+            f"{prefix}_resent_total": self.pending.counts["resent"],
+            f"{prefix}_confirmed_total": self.pending.counts["confirmed"],
+            f"{prefix}_unconfirmed": len(self.pending),
+        }

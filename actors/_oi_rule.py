@@ -26,6 +26,7 @@ The rule (spec §2.4), per symbol and per timeframe independently:
 from __future__ import annotations
 
 import math
+import threading
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
@@ -185,6 +186,11 @@ class OiHistory:
     def __len__(self) -> int:
         return sum(len(s.times) for s in self._series.values())
 
+    @property
+    def retention_ms(self) -> int:
+        """How far back samples are kept, behind each symbol's newest."""
+        return self._retention_ms
+
     def add(self, symbol: str, time_ms: int, oi: float, mark: float | None) -> bool:
         """Append a sample; False (and nothing stored) unless it is newer than the last one."""
         series = self._series.setdefault(symbol, _Series())
@@ -264,6 +270,30 @@ class OiHistory:
         parsed = [row for raw in rows if (row := _parse_row(raw)) is not None]
         parsed.sort(key=lambda row: row[1])
         return sum(self.add(*row) for row in parsed)
+
+
+class HistoryKeeper:
+    """Hands one :class:`OiHistory` from a poller incarnation to the next, one owner at a time.
+
+    An incarnation takes it at start and gives it back when it ends (its cleanup runs after a
+    crash too); one that never gave it back (abandoned while hung) leaves the keeper empty, so
+    its successor builds a new history from the store instead of sharing lists with it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._history: OiHistory | None = None
+
+    def take(self) -> OiHistory | None:
+        """The kept history (now the caller's), or ``None``."""
+        with self._lock:
+            history, self._history = self._history, None
+            return history
+
+    def give_back(self, history: OiHistory) -> None:
+        """Keep ``history`` for the next incarnation."""
+        with self._lock:
+            self._history = history
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,9 +80,9 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from actors._handoff import Unconfirmed
+from actors._handoff import AlertCourier
 from actors._oi_board import DEFAULT_MAX_START_GAP_MS, HOUR_MS
-from actors._oi_rule import OiAlertRule, OiHistory, OiRuleConfig
+from actors._oi_rule import HistoryKeeper, OiAlertRule, OiRuleConfig
 from actors._oi_snapshot import (
     DEFAULT_PERIOD_S,
     DEFAULT_SWEEP_S,
@@ -94,7 +94,7 @@ from actors._oi_snapshot import (
 from actors._weight_budget import oi_poll_interval
 from messages.binance_rest import open_interest_sample
 from messages.control import Tick
-from messages.delivery import AlertHandoff, AlertsCommitted, GetState, LoadOiHistory, PutState
+from messages.delivery import AlertsCommitted, GetState, LoadOiHistory, PutState
 from messages.errors import FrameError
 from messages.open_interest import LiquidUniverse, OiSample, OiSamples, TradingUniverse
 from messages.rest import RestResponse, rest_request
@@ -104,7 +104,6 @@ from supervisors.clock import exchange_now_ms
 from supervisors.spec import ChildSpec
 
 if TYPE_CHECKING:
-    from actors._handoff import Alert
     from actors._oi_board import OiBoard
     from actors._price_board import PriceBoard
     from actors._status import StatusBoard
@@ -201,7 +200,7 @@ class OpenInterestPollerActor(SupervisedActor):
         snapshot_sweep_s: float = DEFAULT_SWEEP_S,
         snapshot_max_in_flight: int = 4,
         resend_after_s: float = 10.0,
-        history: OiHistory | None = None,
+        history_keeper: HistoryKeeper | None = None,
     ) -> None:
         super().__init__(context=context)
         if not 0 < snapshot_sweep_s < snapshot_period_s or snapshot_max_in_flight < 1:
@@ -214,8 +213,18 @@ class OpenInterestPollerActor(SupervisedActor):
             raise ValueError("deliver_period_s and persist_period_s must be positive")
         self._board = board
         self._status = status
-        self._rule = OiAlertRule(rule, history=history)
-        self._unconfirmed = Unconfirmed(resend_after_s)
+        self._rule = OiAlertRule(rule)
+        self._keeper = history_keeper
+        self._rule_loaded = False
+        """Whether the saved rule state was read (until then nothing is saved over it)."""
+        self._courier = AlertCourier(
+            owner=self.name,
+            poster=poster,
+            registry=self.registry,
+            log=self._log,
+            what="OI alert(s)",
+            resend_after_s=resend_after_s,
+        )
         self._max_rpm = max_req_per_min
         self._min_s, self._max_s = min_interval_s, max_interval_s
         self._reserve = reserve_per_min
@@ -275,9 +284,9 @@ class OpenInterestPollerActor(SupervisedActor):
                 "stale_after_s": config.stale_after_s,
                 "server_time": server_time,
                 "oi_board": oi_board,
-                # one history for every incarnation: a restart goes on with it instead of
-                # reloading up to an hour of samples from the store (~0.5 s for 340 symbols)
-                "history": OiHistory(OiRuleConfig.from_config(config).retention_ms),
+                # one history handed from incarnation to incarnation: a restart goes on with it
+                # instead of reloading up to an hour of samples (~0.5 s for 340 symbols)
+                "history_keeper": HistoryKeeper(),
                 **options,
             },
             start_timeout_s=30.0,  # loads up to two hours of OI history from the store
@@ -288,7 +297,7 @@ class OpenInterestPollerActor(SupervisedActor):
     def on_start(self) -> None:
         """Load rule state, OI history and the last universe; start flushing and polling."""
         self._load()
-        self._resend()
+        self._courier.resend(self.clock.monotonic())
         if self.timers is not None:
             self.start_timer("oi-deliver", period_s=self._deliver_period_s, catch_up=False)
             self.start_timer("oi-persist", period_s=self._persist_period_s, catch_up=False)
@@ -300,7 +309,9 @@ class OpenInterestPollerActor(SupervisedActor):
         self._publish()
 
     def _close(self) -> None:
-        """Hand the samples still batched to the store and the poster (best effort)."""
+        """Keep the history for the next incarnation; hand the batched samples on (best effort)."""
+        if self._keeper is not None:
+            self._keeper.give_back(self._rule.history)
         if self._snapshot is not None:
             self._log.warning(
                 "stopping during a snapshot sweep: posting what it has, the rest counted missing"
@@ -310,25 +321,18 @@ class OpenInterestPollerActor(SupervisedActor):
         self._persist()
 
     def _load(self) -> None:
+        """The rule state, the OI history (kept in memory, else from the store), the symbols."""
         if self._store is None:
+            self._rule_loaded = True
             return
+        self._rule_loaded = self._load_rule_state()
         now_ms = self._now_ms()
         try:
-            reply = self.registry.ask(
-                self._store, GetState(namespace=RULE_NAMESPACE, key=RULE_KEY), timeout=5
-            )
-            state = reply.value({}) or {}
-            self._rule.import_state(state, now_ms)
-            self._load_unconfirmed(state)
+            kept = self._take_history()
             since = now_ms - self._rule.config.retention_ms
             fill_board = self._oi_board is not None and len(self._oi_board) == 0
             if fill_board:  # back to the previous hour's open, for oiChange
                 since = min(since, now_ms - now_ms % HOUR_MS - HOUR_MS - DEFAULT_MAX_START_GAP_MS)
-            kept = len(self._rule.history)
-            if kept and not self._rule.history.consistent():
-                self._log.warning("the OI history kept in memory is inconsistent; reloading it")
-                self._rule.history.clear()
-                kept = 0
             loaded = 0
             if not kept or fill_board:
                 history = self.registry.ask(
@@ -348,29 +352,64 @@ class OpenInterestPollerActor(SupervisedActor):
             )
             symbols = reply.value([]) or []
         except Exception as exc:  # a dead or slow store means "no saved state", said loudly
-            self._log.warning("could not load the saved OI state ({}); baselines start blind", exc)
+            self._log.warning("could not load the OI history ({}); baselines start blind", exc)
             return
         for symbol, time_ms in self._rule.history.newest().items():
             self._latest_ms[symbol] = max(time_ms, self._latest_ms.get(symbol, 0))
         self._symbols = tuple(sorted({str(s) for s in symbols}))
         self._log.info(
-            "{} OI history sample(s) {}, rule state and {} symbol(s) loaded",
+            "{} OI history sample(s) {}, {} symbol(s) loaded",
             kept or loaded,
             "kept from the previous incarnation" if kept else "loaded",
             len(self._symbols),
         )
 
-    def _load_unconfirmed(self, state: Any) -> None:
-        """The alerts the previous incarnation was still waiting to see committed."""
+    def _on_deliver_tick(self) -> None:
+        if not self._rule_loaded and self._load_rule_state():
+            self._rule_loaded = True
+            self._save_rule()  # the merge of what was saved and what happened since
+        self._deliver()
+        self._courier.resend(self.clock.monotonic())
+        self._housekeeping()
+
+    def _take_history(self) -> int:
+        """Go on with the history the previous incarnation gave back; its size (0: none)."""
+        taken = self._keeper.take() if self._keeper is not None else None
+        if taken is None or not len(taken):
+            return 0
+        if taken.retention_ms != self._rule.config.retention_ms or not taken.consistent():
+            self._log.warning("the OI history kept in memory is unusable; loading it again")
+            return 0
+        self._rule.history = taken
+        return len(taken)
+
+    def _load_rule_state(self) -> bool:
+        """Read the rule state and the unconfirmed alerts; whether the store (if any) answered.
+
+        A store that does not answer is not "no saved state": nothing is saved over it until it
+        was read (asked again on every ``oi-deliver`` tick), so its alerts and cooldowns survive.
+        """
+        if self._store is None:
+            return True
         try:
-            loaded, unreadable = self._unconfirmed.load(state.get("unconfirmed"))
-        except (AttributeError, TypeError) as exc:
-            self._log.error("saved unconfirmed OI alerts unreadable ({}); none resent", exc)
-            return
-        if unreadable:
-            self._log.error("{} saved unconfirmed OI alert(s) unreadable; dropped", unreadable)
-        if loaded:
-            self._log.info("loaded {} OI alert(s) the poster had not confirmed", loaded)
+            reply = self.registry.ask(
+                self._store, GetState(namespace=RULE_NAMESPACE, key=RULE_KEY), timeout=5
+            )
+        except Exception as exc:  # a dead or slow store: said loudly, asked again
+            self._log.warning(
+                "could not load the saved OI rule state ({}); saving nothing until it is read "
+                "(asked again every {:g} s)",
+                exc,
+                self._deliver_period_s,
+            )
+            return False
+        state = reply.value({}) or {}
+        self._courier.load(state.get("unconfirmed") if isinstance(state, dict) else None)
+        try:
+            self._rule.import_state(state, self._now_ms())  # merged into what happened since
+        except (AttributeError, TypeError, ValueError) as exc:
+            self._log.error("saved OI rule state unreadable ({}); starting without it", exc)
+        return True
 
     def redeliverable(self, message: Message) -> bool:
         """Answers and ticks are stale a moment later; a universe is worth a retry."""
@@ -381,7 +420,7 @@ class OpenInterestPollerActor(SupervisedActor):
 
     # --- messages -----------------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:  # noqa: C901 - one case per message type
+    def on_receive(self, message: Any) -> Any:  # noqa: C901, PLR0912 - one case per message type
         """Dispatch (actor thread)."""
         match message:
             case LiquidUniverse():
@@ -400,11 +439,10 @@ class OpenInterestPollerActor(SupervisedActor):
             case Tick(timer="oi-snapshot-poll"):
                 self._snapshot_poll()
             case Tick(timer="oi-deliver"):
-                self._deliver()
-                self._resend()
-                self._housekeeping()
+                self._on_deliver_tick()
             case AlertsCommitted(keys=keys):
-                self._handle_committed(keys)
+                if self._courier.committed(keys):
+                    self._save_rule()
             case Tick(timer="oi-persist"):
                 self._persist()
             case "symbols" | "trading" | "interval" | "snapshot" | "stats" | "unconfirmed":
@@ -424,7 +462,7 @@ class OpenInterestPollerActor(SupervisedActor):
             case "snapshot":
                 return self._last_snapshot
             case "unconfirmed":
-                return self._unconfirmed.keys()
+                return self._courier.pending.keys()
             case _:
                 return {
                     **self._counts,
@@ -585,7 +623,6 @@ class OpenInterestPollerActor(SupervisedActor):
 
     def _send_alerts(self, alerts: tuple[OiAlert, ...], *, state_changed: bool) -> None:
         """Keep the alerts until the poster confirms them, save, then hand them over."""
-        now = self.clock.monotonic()
         for alert in alerts:
             self._log.info(
                 "OI {} [{}] {} {:+.2%}",
@@ -594,56 +631,19 @@ class OpenInterestPollerActor(SupervisedActor):
                 alert.symbol,
                 alert.pct_change,
             )
-            self._unconfirmed.add(alert, now)
+        self._courier.keep(alerts, self.clock.monotonic())
         if state_changed or alerts:
             self._save_rule()  # before the alerts leave: a restart never repeats nor loses one
         if alerts:
-            self._hand_over(alerts)
-
-    def _hand_over(self, alerts: tuple[Alert, ...]) -> None:
-        if self.registry.tell(self._poster, AlertHandoff(reply_to=self.name, alerts=alerts)):
-            self._counts["oi_alerts_total"] += len(alerts)
-            return
-        self._counts["oi_alerts_undelivered_total"] += len(alerts)
-        self._log.warning(
-            "no {} to take {} OI alert(s) (e.g. {}); kept, handed over again in {:g} s",
-            self._poster,
-            len(alerts),
-            alerts[0].symbol,
-            self._unconfirmed.resend_after_s,
-        )
-
-    def _resend(self) -> None:
-        """Hand over again what the poster has not confirmed in time (or before a restart)."""
-        before = self._unconfirmed.rounds
-        due = self._unconfirmed.take_due(self.clock.monotonic())
-        if not due:
-            return
-        rounds = self._unconfirmed.rounds
-        if rounds == before:  # only alerts the previous incarnation saved
-            self._log.info("{} OI alert(s) saved unconfirmed before a restart; resending", len(due))
-        else:
-            level = "WARNING" if rounds == 1 or rounds % 20 == 0 else "DEBUG"
-            self._log.log(
-                level, "{} OI alert(s) not yet confirmed by {}; resending", len(due), self._poster
-            )
-        self._hand_over(due)
-
-    def _handle_committed(self, keys: tuple[str, ...]) -> None:
-        waited = self._unconfirmed.rounds
-        if not self._unconfirmed.confirm(keys):
-            return
-        if waited and not self._unconfirmed:
-            self._log.info("{} confirmed every OI alert it was sent again", self._poster)
-        self._save_rule()
+            self._courier.hand_over(alerts)
 
     def _save_rule(self) -> None:
         """Persist the rule state and the unconfirmed alerts, in one ``PutState``."""
-        if self._store is None:
+        if self._store is None or not self._rule_loaded:
             return
         state = {
             **self._rule.export_state(self._now_ms()),
-            "unconfirmed": self._unconfirmed.export(),
+            "unconfirmed": self._courier.pending.export(),
         }
         if not self.registry.tell(self._store, PutState.of(RULE_NAMESPACE, RULE_KEY, state)):
             self._log.error("no store to save the OI rule state in; a restart could re-alert")
@@ -695,9 +695,9 @@ class OpenInterestPollerActor(SupervisedActor):
     def _publish(self) -> None:
         counters: dict[str, float] = dict(self._counts)
         counters.update({f"oi_rule_{k}_total": v for k, v in self._rule.stats.items()})
-        counters["oi_alerts_resent_total"] = self._unconfirmed.counts["resent"]
-        counters["oi_alerts_confirmed_total"] = self._unconfirmed.counts["confirmed"]
-        counters["oi_alerts_unconfirmed"] = len(self._unconfirmed)
+        counters["oi_alerts_total"] = self._courier.handed
+        counters["oi_alerts_undelivered_total"] = self._courier.refused
+        counters.update(self._courier.counters("oi_alerts"))
         counters["oi_symbols"] = len(self._symbols)
         counters["oi_in_flight"] = len(self._in_flight)
         counters["oi_interval_seconds"] = self._interval_s

@@ -42,11 +42,11 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from actors._feed_logic import kline_stream, reshard
-from actors._handoff import Unconfirmed
+from actors._handoff import AlertCourier
 from actors._volume_rule import SpikeConfig, SpikeDetector
 from messages.binance_rest import kline_rows, trading_usdt_perpetuals
 from messages.control import Tick
-from messages.delivery import AlertHandoff, AlertsCommitted, GetState, PutState
+from messages.delivery import AlertsCommitted, GetState, PutState
 from messages.errors import FrameError
 from messages.feed import SetStreams, StreamsWanted
 from messages.market import KlineUpdate, KlineUpdates, TradingSymbols
@@ -57,7 +57,6 @@ from supervisors.clock import exchange_now_ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from actors._handoff import Alert
     from actors._oi_board import OiBoard
     from actors._price_board import PriceBoard
     from actors._status import StatusBoard
@@ -128,11 +127,17 @@ class VolumeScannerActor(SupervisedActor):
         self._backfill_pending: dict[str, float] = {}  # symbol -> when asked (monotonic)
         self._backfill_failures: Counter[str] = Counter()  # reason -> not yet logged
         self._backfill_failed_example = ""
-        self._unconfirmed = Unconfirmed(resend_after_s)
+        self._courier = AlertCourier(
+            owner=self.name,
+            poster=poster,
+            registry=self.registry,
+            log=self._log,
+            resend_after_s=resend_after_s,
+        )
+        self._state_loaded = store is None
+        """Whether the saved state was read (until then nothing is saved over it)."""
         self._saved_revision = (-1, 0)
         self._plan: tuple[tuple[str, ...], ...] = ()
-        self._sent = 0
-        self._undelivered = 0
 
     def on_start(self) -> None:
         """Load the saved state, ask for the universe, start the timers (actor thread)."""
@@ -154,7 +159,12 @@ class VolumeScannerActor(SupervisedActor):
             self.start_timer("backfill", period_s=self._backfill_period_s)
         self._publish()
 
-    def _load_state(self) -> None:
+    def _load_state(self, *, late: bool = False) -> None:
+        """Read the saved dedup, owed updates and unconfirmed alerts (merged into ours).
+
+        A store that does not answer is not "no saved state": nothing is saved over it until
+        it was read (asked again on every backfill tick), so its unconfirmed alerts survive.
+        """
         if self._store is None:
             return
         try:
@@ -162,32 +172,28 @@ class VolumeScannerActor(SupervisedActor):
                 self._store, GetState(namespace="volume", key="detector"), timeout=5
             )
             state = reply.value(None)
-        except Exception as exc:  # a dead or slow store means "no saved state", said loudly
-            self._log.warning("could not load the saved spike state ({}); starting empty", exc)
+        except Exception as exc:  # a dead or slow store: said loudly, asked again
+            self._log.warning(
+                "could not load the saved spike state ({}); saving nothing until it is read "
+                "(asked again every {:g} s)",
+                exc,
+                self._backfill_period_s,
+            )
             return
-        if not state:
-            return
-        self._load_unconfirmed(state)
-        try:  # all or nothing: a failed import leaves the detector empty
-            count = self._detector.import_state(state)
-        except (AttributeError, TypeError, ValueError) as exc:
-            # Another version or a damaged row: crashing here would crash every restart.
-            self._log.error("saved spike state unreadable ({}); starting empty", exc)
-            return
-        self._saved_revision = (self._detector.revision, self._unconfirmed.revision)
-        self._log.info("loaded {} spike record(s) from the store", count)
-
-    def _load_unconfirmed(self, state: Any) -> None:
-        """The alerts the previous incarnation was still waiting to see committed."""
-        try:
-            loaded, unreadable = self._unconfirmed.load(state.get("unconfirmed"))
-        except (AttributeError, TypeError) as exc:
-            self._log.error("saved unconfirmed alerts unreadable ({}); none resent", exc)
-            return
-        if unreadable:
-            self._log.error("{} saved unconfirmed alert(s) unreadable; dropped", unreadable)
-        if loaded:
-            self._log.info("loaded {} alert(s) the poster had not confirmed", loaded)
+        self._state_loaded = True
+        if state:
+            self._courier.load(state.get("unconfirmed") if isinstance(state, dict) else None)
+            try:  # all or nothing: a failed import leaves the detector as it was
+                count = self._detector.import_state(state)
+            except (AttributeError, TypeError, ValueError) as exc:
+                # Another version or a damaged row: crashing here would crash every restart.
+                self._log.error("saved spike state unreadable ({}); starting empty", exc)
+                return
+            if not late:
+                self._saved_revision = (self._detector.revision, self._courier.pending.revision)
+            self._log.info("loaded {} spike record(s) from the store", count)
+        if late:
+            self._save_state()  # the merge of what was saved and what happened since
 
     def redeliverable(self, message: Message) -> bool:
         """Kline updates are superseded within a second; ticks and universes are worth a retry."""
@@ -218,6 +224,8 @@ class VolumeScannerActor(SupervisedActor):
             case RestResponse():
                 self._handle_rest(message)
             case Tick(timer="backfill"):
+                if not self._state_loaded:
+                    self._load_state(late=True)
                 self._resend()
                 self._log_backfill_failures()
                 self._request_backfill()
@@ -251,7 +259,7 @@ class VolumeScannerActor(SupervisedActor):
         if question == "needs_backfill":
             return self._detector.needs_backfill(self._now_ms())
         if question == "unconfirmed":
-            return self._unconfirmed.keys()
+            return self._courier.pending.keys()
         return tuple(sorted(self._detector.store.symbols))
 
     def _handle_rest(self, response: RestResponse) -> None:
@@ -334,51 +342,21 @@ class VolumeScannerActor(SupervisedActor):
         """Keep the alerts until the poster confirms them, save, then hand them over."""
         for alert in alerts:
             self._log.info("{} {}: {}", alert.alert_type, alert.symbol, alert.message)
-            self._unconfirmed.add(alert, self.clock.monotonic())
+        self._courier.keep(alerts, self.clock.monotonic())
         self._save_state()  # dedup and the alerts in flight, in one PutState
         if alerts:
-            self._hand_over(tuple(alerts))
+            self._courier.hand_over(tuple(alerts))
             self._publish()
-
-    def _hand_over(self, alerts: tuple[Alert, ...]) -> None:
-        handoff = AlertHandoff(reply_to=self.name, alerts=alerts)
-        if self.registry.tell(self._poster, handoff):
-            self._sent += len(alerts)
-            return
-        self._undelivered += len(alerts)
-        self._log.warning(
-            "no {} to take {} alert(s) (e.g. {}); kept, handed over again in {:g} s",
-            self._poster,
-            len(alerts),
-            alerts[0].symbol,
-            self._unconfirmed.resend_after_s,
-        )
 
     def _resend(self) -> None:
         """Hand over again what the poster has not confirmed in time (or before a restart)."""
-        before = self._unconfirmed.rounds
-        due = self._unconfirmed.take_due(self.clock.monotonic())
-        if not due:
-            return
-        rounds = self._unconfirmed.rounds
-        if rounds == before:  # only alerts the previous incarnation saved
-            self._log.info("{} alert(s) saved unconfirmed before a restart; resending", len(due))
-        else:
-            level = "WARNING" if rounds == 1 or rounds % 20 == 0 else "DEBUG"
-            self._log.log(
-                level, "{} alert(s) not yet confirmed by {}; resending", len(due), self._poster
-            )
-        self._hand_over(due)
-        self._publish()
+        if self._courier.resend(self.clock.monotonic()):
+            self._publish()
 
     def _handle_committed(self, keys: tuple[str, ...]) -> None:
-        waited = self._unconfirmed.rounds
-        if not self._unconfirmed.confirm(keys):
-            return
-        if waited and not self._unconfirmed:
-            self._log.info("{} confirmed every alert it was sent again", self._poster)
-        self._save_state()
-        self._publish()
+        if self._courier.committed(keys):
+            self._save_state()
+            self._publish()
 
     def _reconcile_shards(self) -> None:
         """Tell every shard the streams it should carry.
@@ -405,10 +383,10 @@ class VolumeScannerActor(SupervisedActor):
         the poster confirmed it) together: after ``kill -9`` it is either raised again or
         resent, never neither.
         """
-        revision = (self._detector.revision, self._unconfirmed.revision)
-        if self._store is None or revision == self._saved_revision:
+        revision = (self._detector.revision, self._courier.pending.revision)
+        if self._store is None or not self._state_loaded or revision == self._saved_revision:
             return
-        state = {**self._detector.export_state(), "unconfirmed": self._unconfirmed.export()}
+        state = {**self._detector.export_state(), "unconfirmed": self._courier.pending.export()}
         if self.registry.tell(self._store, PutState.of("volume", "detector", state)):
             self._saved_revision = revision
         else:
@@ -443,10 +421,8 @@ class VolumeScannerActor(SupervisedActor):
         counters: dict[str, float] = {
             f"volume_{k}_total": v for k, v in self._detector.counters.items()
         }
-        counters["volume_alerts_sent_total"] = self._sent
-        counters["volume_alerts_undelivered_total"] = self._undelivered
-        counters["volume_alerts_resent_total"] = self._unconfirmed.counts["resent"]
-        counters["volume_alerts_confirmed_total"] = self._unconfirmed.counts["confirmed"]
-        counters["volume_alerts_unconfirmed"] = len(self._unconfirmed)
+        counters["volume_alerts_sent_total"] = self._courier.handed
+        counters["volume_alerts_undelivered_total"] = self._courier.refused
+        counters.update(self._courier.counters("volume_alerts"))
         counters["volume_symbols"] = len(self._detector.store.symbols)
         self._status.count(self.name, counters)

@@ -194,10 +194,13 @@ class SimHost(CpuMeter):
         others = [s for s in ranked[liquid:] if s not in crossing]
         rest = others[: max(0, scope - liquid)]
         in_scope = set(top) | set(rest)
+        excluded = tuple(sorted(s for s in self.symbols if s not in in_scope))
         return {
             "oi_liquid_enter_quote_24h": enter,
             "oi_liquid_exit_quote_24h": enter / 2,
-            "oi_universe_exclude": tuple(sorted(s for s in self.symbols if s not in in_scope)),
+            "oi_universe_exclude": excluded,
+            # a scripted volume spike on these leaves the OI universe as it is
+            "spike_safe": tuple(sorted(set(top) | set(excluded))),
             "liquid": len(top),
             "scope": len(in_scope),
             "left_out_near_threshold": len(crossing),

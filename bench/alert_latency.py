@@ -62,8 +62,13 @@ def run(env: Env) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915 - one scrip
         if time.monotonic() >= deadline:
             raise RuntimeError("the volume scanner never had its universe, history and klines")
         time.sleep(0.2)
-    # symbols with their history first (in listing order), the others after
-    candidates = [s for s in listed if s in ready] + [s for s in listed if s not in ready]
+    # symbols with their history first (in listing order), the others after; and first of all
+    # those whose spike cannot move the OI universe (already liquid, or outside it): a spiked
+    # symbol's 24 h volume jumps, which would make it liquid under the OI benchmark
+    safe = set(env.oi_plan["spike_safe"]) if env.oi_plan is not None else set(listed)
+    candidates = sorted(
+        listed, key=lambda s: (s not in safe, s not in ready)
+    )  # stable: listing order within each group
     alerted_before = {a["symbol"] for a in sim.call("alerts")}
     spikes: list[dict[str, Any]] = []
     skipped = {"already_above": 0, "already_alerted": 0, "not_ready": 0, "no_trading": 0}

@@ -293,7 +293,7 @@ def run(env: Env) -> dict[str, Any]:
             "warm_up_s": warm_up_s,
             "oi_universe": None
             if plan is None
-            else {k: v for k, v in plan.items() if not k.startswith("oi_universe_exclude")},
+            else {k: v for k, v in plan.items() if k not in ("oi_universe_exclude", "spike_safe")},
             "worst_symbol_interval_s": summary(worst.values()),
             "symbols": len(times),
             "symbols_wanted": wanted,

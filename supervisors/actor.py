@@ -298,7 +298,9 @@ class SupervisedActor(pykka.ThreadingActor):
         if isinstance(message, Tick):
             # Taken, even if its handler crashes (then it is redelivered, or not, as a poison
             # message); ticks still queued behind it are owed to the next incarnation.
-            self._ticks_taken[message.timer] = message.scheduled_ms
+            # A redelivered tick is older than those taken before it: never move back.
+            taken = self._ticks_taken.get(message.timer, message.scheduled_ms)
+            self._ticks_taken[message.timer] = max(taken, message.scheduled_ms)
         try:
             result = super()._handle_receive(message)
         except Exception:

@@ -586,7 +586,9 @@ def _check_relations(config: Config) -> None:
 _STRICT_PREFIXES = ("VOLSPIKE_", "OI_", "FUNDING_API_")
 """Environment prefixes that belong to this program (and the original): unknown is an error."""
 _SHARED_PREFIXES = ("TELEGRAM_", "BINANCE_", "VOLUME_", "MIN_")
-"""Prefixes other software uses too: unknown is an error only when it is close to ours."""
+"""Prefixes other software uses too (an environment file may be shared): unknown is never an
+error there, only a warning when it is close to one of ours (``TELEGRAM_TOKN``, but also
+another program's ``TELEGRAM_BOT_TOKEN``)."""
 _OTHER_ENV = frozenset({"VOLSPIKE_FIXTURES_DIR", "VOLSPIKE_SIM_FIXTURES"})
 """Ours, but not settings: read by the test suite and the simulator, accepted here."""
 _SHARED_CUTOFF = 0.85
@@ -606,16 +608,17 @@ def _unknown(name: str, known: Iterable[str], cutoff: float = _SUGGEST_CUTOFF) -
     return "unknown setting" + (f", did you mean {guess}?" if guess else " (a typo?)")
 
 
-def _check_unknown_env(name: str) -> None:
-    """Raise for a variable that looks like one of ours but is not (see the module doc)."""
+def _check_unknown_env(name: str, warn: Callable[[str], None] | None) -> None:
+    """Raise for a variable under our own prefixes that is not a setting; warn for one under a
+    shared prefix that is close to a setting (see :data:`_SHARED_PREFIXES`)."""
     if name in _OTHER_ENV:
         return
     if name.startswith(_STRICT_PREFIXES):
         raise ConfigError(name, _unknown(name, _BY_ENV))
-    if name.startswith(_SHARED_PREFIXES) or "CHAT" in name:
+    if warn is not None and (name.startswith(_SHARED_PREFIXES) or "CHAT" in name):
         guess = _did_you_mean(name, _BY_ENV, _SHARED_CUTOFF)
         if guess is not None:
-            raise ConfigError(name, f"unknown setting, did you mean {guess}?")
+            warn(f"{name} is not a setting (ignored); did you mean {guess}?")
 
 
 def load_config(  # noqa: C901 - three sources, each checked in place
@@ -660,7 +663,7 @@ def load_config(  # noqa: C901 - three sources, each checked in place
                 if warn is not None:
                     warn(f"{name} is set but no longer read (see the configuration table)")
             else:
-                _check_unknown_env(name)
+                _check_unknown_env(name, warn)
             continue
         values[setting.name] = _parse(setting, raw, name)
         sources[setting.name] = "env"
