@@ -48,7 +48,11 @@ if TYPE_CHECKING:
 
     from messages.types import ActorName
 
-__all__ = ["Alert", "AlertCourier", "Unconfirmed", "alert_key"]
+__all__ = ["LATE_LOAD_TIMEOUT_S", "Alert", "AlertCourier", "Unconfirmed", "alert_key"]
+
+LATE_LOAD_TIMEOUT_S = 1.0
+"""How long a producer whose saved state could not be read at start waits for the store when it
+asks again on its tick (a hung store then blocks it 1 s in 5, not all the time)."""
 
 Alert = VolumeAlert | OiAlert
 """What travels with a receipt."""

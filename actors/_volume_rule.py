@@ -333,7 +333,11 @@ class SpikeDetector:
     def import_state(self, state: Mapping[str, Any]) -> int:
         """Merge a state from :meth:`export_state`; returns the number of records read.
 
-        A record already present keeps only the updates that both copies still owe.
+        A record already present as the same detection keeps only the updates that both copies
+        still owe. Two detections of one symbol-hour (a SPIKE raised again before a late read of
+        the saved state) keep the earlier one, owed updates and all: the later copy's "not owed"
+        may only mean "past its cut-off when it was detected"; its SPIKE repeats the earlier's
+        idempotency key, so the outbox never delivers it twice.
 
         Raises:
             ValueError: if ``state`` is not a known version or is malformed.
@@ -346,7 +350,9 @@ class SpikeDetector:
         records = [SpikeRecord.from_row(row) for row in rows]
         for record in records:
             old = self._record(record.symbol, record.hour_open_ms)
-            if old is not None:
+            if old is not None and old.detected_ms < record.detected_ms:
+                continue  # ours is the earlier detection
+            if old is not None and old.detected_ms == record.detected_ms:
                 record = replace(  # noqa: PLW2901 - the merged version replaces the read one
                     old,
                     half_owed=old.half_owed and record.half_owed,

@@ -80,7 +80,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from actors._handoff import AlertCourier
+from actors._handoff import LATE_LOAD_TIMEOUT_S, AlertCourier
 from actors._oi_board import DEFAULT_MAX_START_GAP_MS, HOUR_MS
 from actors._oi_rule import HistoryKeeper, OiAlertRule, OiRuleConfig
 from actors._oi_snapshot import (
@@ -365,7 +365,7 @@ class OpenInterestPollerActor(SupervisedActor):
         )
 
     def _on_deliver_tick(self) -> None:
-        if not self._rule_loaded and self._load_rule_state():
+        if not self._rule_loaded and self._load_rule_state(late=True):
             self._rule_loaded = True
             self._save_rule()  # the merge of what was saved and what happened since
         self._deliver()
@@ -383,7 +383,7 @@ class OpenInterestPollerActor(SupervisedActor):
         self._rule.history = taken
         return len(taken)
 
-    def _load_rule_state(self) -> bool:
+    def _load_rule_state(self, *, late: bool = False) -> bool:
         """Read the rule state and the unconfirmed alerts; whether the store (if any) answered.
 
         A store that does not answer is not "no saved state": nothing is saved over it until it
@@ -393,7 +393,9 @@ class OpenInterestPollerActor(SupervisedActor):
             return True
         try:
             reply = self.registry.ask(
-                self._store, GetState(namespace=RULE_NAMESPACE, key=RULE_KEY), timeout=5
+                self._store,
+                GetState(namespace=RULE_NAMESPACE, key=RULE_KEY),
+                timeout=LATE_LOAD_TIMEOUT_S if late else 5,
             )
         except Exception as exc:  # a dead or slow store: said loudly, asked again
             self._log.warning(

@@ -42,7 +42,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from actors._feed_logic import kline_stream, reshard
-from actors._handoff import AlertCourier
+from actors._handoff import LATE_LOAD_TIMEOUT_S, AlertCourier
 from actors._volume_rule import SpikeConfig, SpikeDetector
 from messages.binance_rest import kline_rows, trading_usdt_perpetuals
 from messages.control import Tick
@@ -169,7 +169,9 @@ class VolumeScannerActor(SupervisedActor):
             return
         try:
             reply = self.registry.ask(
-                self._store, GetState(namespace="volume", key="detector"), timeout=5
+                self._store,
+                GetState(namespace="volume", key="detector"),
+                timeout=LATE_LOAD_TIMEOUT_S if late else 5,
             )
             state = reply.value(None)
         except Exception as exc:  # a dead or slow store: said loudly, asked again

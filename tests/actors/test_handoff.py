@@ -1,16 +1,19 @@
 """The producer's side of the alert handoff: what waits for the poster's receipt, and when it
-is handed over again (pure; the actor-level tests are in test_poster.py, test_volume_scanner.py
-and test_oi_poller.py)."""
+is handed over again (pure), and the courier that tells and logs it for both producers (with a
+registry double and a log sink; the actor-level tests are in test_poster.py,
+test_volume_scanner.py and test_oi_poller.py)."""
 
 from __future__ import annotations
 
 import base64
 import math
+from typing import Any
 
 import orjson
 import pytest
+from loguru import logger
 
-from actors._handoff import Unconfirmed, alert_key
+from actors._handoff import AlertCourier, Unconfirmed, alert_key
 from actors._payloads import outbox_entries
 from messages import ActorName, OiAlert, Symbol, TimestampMs, VolumeAlert, decode, encode
 from messages.delivery import AlertHandoff, AlertsCommitted
@@ -148,3 +151,176 @@ def test_the_handoff_messages_round_trip_through_the_codec():
 def test_the_resend_period_must_be_positive():
     with pytest.raises(ValueError, match="resend_after_s"):
         Unconfirmed(resend_after_s=0.0)
+
+
+# --- the courier: telling and logging -------------------------------------------------------------
+
+
+class Registry:
+    """Stands in for the name registry: writes down every ``tell``; refuses while told to."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, Any]] = []
+        self.accepting = True
+
+    def tell(self, name: str, message: Any) -> bool:
+        if not self.accepting:
+            return False
+        self.told.append((name, message))
+        return True
+
+    def handoffs(self) -> list[AlertHandoff]:
+        assert all(name == "poster" for name, _ in self.told)
+        return [m for _, m in self.told]
+
+
+@pytest.fixture
+def lines():
+    """``(level, message)`` of what the couriers of a test logged."""
+    records: list[tuple[str, str]] = []
+
+    def sink(message: Any) -> None:
+        records.append((message.record["level"].name, message.record["message"]))
+
+    sink_id = logger.add(
+        sink, level="DEBUG", filter=lambda record: record["extra"].get("courier_test") is True
+    )
+    yield records
+    logger.remove(sink_id)
+
+
+def courier(registry: Registry, **options: Any) -> AlertCourier:
+    return AlertCourier(
+        owner=ActorName("volume-scanner"),
+        poster="poster",
+        registry=registry,
+        log=logger.bind(courier_test=True),
+        **options,
+    )
+
+
+def test_kept_alerts_are_handed_over_in_one_handoff_naming_their_owner(lines):
+    registry = Registry()
+    mine = courier(registry)
+    alerts = (volume_alert(1), volume_alert(2))
+    mine.keep(alerts, 100.0)
+    mine.hand_over(alerts)
+    assert registry.handoffs() == [
+        AlertHandoff(reply_to=ActorName("volume-scanner"), alerts=alerts)
+    ]
+    assert (mine.handed, mine.refused) == (2, 0)
+    assert mine.pending.keys() == tuple(alert_key(a) for a in alerts)  # until the receipt
+    assert lines == []
+
+
+def test_a_handoff_nobody_takes_is_counted_logged_once_and_kept_for_later(lines):
+    registry = Registry()
+    registry.accepting = False  # the poster is restarting
+    mine = courier(registry, what="OI alert(s)", resend_after_s=7.5)
+    alerts = (oi_alert(1), oi_alert(2))
+    mine.keep(alerts, 100.0)
+    mine.hand_over(alerts)
+    assert (mine.handed, mine.refused) == (0, 2)
+    assert lines == [
+        (
+            "WARNING",
+            "no poster to take 2 OI alert(s) (e.g. C1USDT); kept, handed over again in 7.5 s",
+        )
+    ]
+    assert len(mine.pending) == 2
+    # the poster is back: the next resend after the period hands them over
+    registry.accepting = True
+    assert mine.resend(107.4) is False
+    assert mine.resend(107.5) is True
+    assert registry.handoffs()[0].alerts == alerts
+    assert (mine.handed, mine.refused) == (2, 2)
+
+
+def test_resends_are_loud_on_the_first_round_then_quiet_then_loud_every_twentieth(lines):
+    registry = Registry()
+    mine = courier(registry, resend_after_s=10.0)
+    alert = volume_alert(1)
+    mine.keep([alert], 0.0)
+    mine.hand_over((alert,))
+    assert mine.resend(9.9) is False  # not yet waited long enough: nothing told, nothing logged
+    assert (len(registry.told), lines) == (1, [])
+    for k in range(1, 22):  # 21 rounds of waiting in vain
+        assert mine.resend(10.0 * k) is True
+    assert len(registry.told) == 22
+    assert all(h.alerts == (alert,) for h in registry.handoffs())
+    levels = [level for level, _ in lines]
+    assert levels == ["WARNING"] + ["DEBUG"] * 18 + ["WARNING", "DEBUG"]
+    assert {m for _, m in lines} == {"1 alert(s) not yet confirmed by poster; resending"}
+    assert mine.counters("volume_alerts") == {
+        "volume_alerts_resent_total": 21,
+        "volume_alerts_confirmed_total": 0,
+        "volume_alerts_unconfirmed": 1,
+    }
+
+
+def test_alerts_saved_before_a_restart_are_resent_at_once_and_said_at_info(lines):
+    saved = Unconfirmed()
+    alerts = (volume_alert(1), oi_alert(2))
+    for alert in alerts:
+        saved.add(alert, 50.0)
+    registry = Registry()
+    mine = courier(registry, resend_after_s=10.0)
+    mine.load(orjson.loads(orjson.dumps(saved.export())))  # as the store keeps them
+    assert mine.resend(0.0) is True  # whatever the new clock says
+    assert registry.handoffs() == [
+        AlertHandoff(reply_to=ActorName("volume-scanner"), alerts=alerts)
+    ]
+    assert lines == [
+        ("INFO", "loaded 2 alert(s) the poster had not confirmed"),
+        ("INFO", "2 alert(s) saved unconfirmed before a restart; resending"),
+    ]
+    # then they wait like any other: the first round of waiting in vain is the loud one
+    assert mine.resend(9.0) is False
+    assert mine.resend(10.0) is True
+    assert lines[2:] == [("WARNING", "2 alert(s) not yet confirmed by poster; resending")]
+
+
+def test_unreadable_saved_alerts_are_logged_as_errors_and_never_raise(lines):
+    good = Unconfirmed()
+    good.add(volume_alert(1), 0.0)
+    mine = courier(Registry())
+    mine.load({"not": "a list"})
+    mine.load([*good.export(), "not base64!"])
+    mine.load(None)  # nothing was saved: nothing said
+    assert [level for level, _ in lines] == ["ERROR", "ERROR", "INFO"]
+    assert "saved unconfirmed alert(s) unreadable" in lines[0][1]
+    assert "none resent" in lines[0][1]
+    assert lines[1][1] == "1 saved unconfirmed alert(s) unreadable; dropped"
+    assert lines[2][1] == "loaded 1 alert(s) the poster had not confirmed"
+    assert mine.pending.keys() == good.keys()
+
+
+def test_a_receipt_counts_only_when_it_confirms_something_waiting(lines):
+    registry = Registry()
+    mine = courier(registry, resend_after_s=10.0)
+    a, b = volume_alert(1), volume_alert(2)
+    assert mine.committed(()) is False
+    assert mine.committed((alert_key(a),)) is False  # nothing waiting: nothing to save
+    mine.keep([a, b], 0.0)
+    mine.hand_over((a, b))
+    assert mine.committed((alert_key(a), "volume:NOPE:2025-12-05T14:00:00Z:SPIKE")) is True
+    assert mine.committed((alert_key(a),)) is False  # the repeat's second receipt
+    assert lines == []  # confirmed without anyone waiting in vain: nothing to say
+    assert mine.resend(10.0) is True  # b waited in vain: a round
+    assert mine.committed((alert_key(b),)) is True
+    assert lines[1:] == [("INFO", "poster confirmed every alert(s) it was sent again")]
+    assert mine.counters("p") == {"p_resent_total": 1, "p_confirmed_total": 2, "p_unconfirmed": 0}
+
+
+def test_confirmed_every_is_said_only_once_everything_waiting_was_confirmed(lines):
+    mine = courier(Registry(), what="OI alert(s)", resend_after_s=10.0)
+    a, b = oi_alert(1), oi_alert(2)
+    mine.keep([a, b], 0.0)
+    assert mine.resend(10.0) is True
+    assert mine.committed((alert_key(a),)) is True
+    assert [m for _, m in lines if "confirmed every" in m] == []  # b still waits
+    assert mine.committed((alert_key(b),)) is True
+    assert lines[-1] == ("INFO", "poster confirmed every OI alert(s) it was sent again")
+    mine.keep([oi_alert(3)], 20.0)  # a new alert confirmed at once: no round, nothing said
+    assert mine.committed((alert_key(oi_alert(3)),)) is True
+    assert len([m for _, m in lines if "confirmed every" in m]) == 1

@@ -14,13 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
+from loguru import logger
 
 from actors._feed_connection import FeedTimeouts
 from actors._feed_logic import MARKET_STREAMS
 from actors._handoff import Unconfirmed, alert_key
-from actors._oi_rule import OiRuleConfig, TimeframeRule
+from actors._oi_rule import OiHistory, OiRuleConfig, TimeframeRule
 from actors._oi_snapshot import DEFAULT_SWEEP_S, snapshot_load_per_min
+from actors._status import StatusBoard
 from actors._store import StateStore
 from actors._weight_budget import oi_poll_interval
 from actors.feed import FeedActor
@@ -31,8 +34,9 @@ from actors.rest_gateway import RestGatewayActor
 from actors.store import StoreActor
 from actors.universe import UniverseActor
 from messages.control import Ping, Tick
-from messages.open_interest import OiAlert
-from messages.rest import GetRestGatewayStatus
+from messages.delivery import GetState
+from messages.open_interest import OiAlert, OiSample
+from messages.rest import GetRestGatewayStatus, RestResponse
 from messages.types import Symbol, TimestampMs
 from simulator import BackendDouble, Simulator, SimulatorConfig
 from simulator.backend import OI_ALERTS, OI_INGEST
@@ -520,3 +524,185 @@ def test_a_restarted_poller_resends_the_oi_alerts_it_saved_unconfirmed_and_keeps
     with StateStore(tmp_path) as store:
         saved = store.kv_get("oi-rule", "state")
     assert saved == {**rule_state, "unconfirmed": []}  # the cooldown and side kept
+
+
+class ShyStore(StoreActor):
+    """The store, except that it refuses to answer the OI rule state until ``gate`` is set
+    (a store not there yet, or too slow for the poller's ask): the ask raises."""
+
+    def __init__(self, *, gate: threading.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._gate = gate
+
+    def on_receive(self, message: Any) -> Any:
+        if (
+            isinstance(message, GetState)
+            and message.namespace == "oi-rule"
+            and not self._gate.is_set()
+        ):
+            raise TimeoutError("the OI rule state is not answered yet")
+        return super().on_receive(message)
+
+
+def oi_answer(symbol: str, open_interest: float, time_ms: int) -> RestResponse:
+    """The gateway's answer to the poller's realtime ``openInterest`` request for ``symbol``."""
+    body = {"symbol": symbol, "openInterest": str(open_interest), "time": time_ms}
+    return RestResponse(
+        request_id=f"oi:{symbol}", caller="oi-poller", path=OI, ok=True, status=200,
+        body=orjson.dumps(body), weight=1, attempts=1, answered_ms=TimestampMs(time_ms),
+    )  # fmt: skip
+
+
+def test_a_rule_state_the_store_did_not_answer_at_start_is_read_on_a_deliver_tick_not_overwritten(
+    backend, tmp_path
+):
+    """Until the saved rule state was read nothing is saved over it (not even the state of an
+    alert raised meanwhile); the next ``oi-deliver`` tick after the store answers merges it,
+    resends its unconfirmed alert once, and saves both alerts' sides and cooldowns."""
+    now_ms = int(time.time() * 1000)
+    eth = OiAlert(
+        symbol=Symbol("ETHUSDT"), direction="UP", baseline=1e6, current=1.05e6, pct_change=0.05,
+        abs_change=5e4, timestamp_ms=TimestampMs(now_ms - 60_000), timeframe="5 min",
+    )  # fmt: skip
+    waiting = Unconfirmed()
+    waiting.add(eth, 0.0)
+    saved = {
+        "outside": [["ETHUSDT", "5 min", "UP"]],
+        "cooldowns": [["ETHUSDT", "UP", "5 min", now_ms - 60_000]],
+        "unconfirmed": waiting.export(),
+    }
+    with StateStore(tmp_path) as store:
+        store.kv_put("oi-rule", "state", saved, now_ms)
+
+    def stored() -> Any:
+        tree.ask("oi-poller", Ping())  # every PutState it told is in the store's inbox
+        tree.ask("store", Ping())  # and written
+        with StateStore(tmp_path) as store:
+            return store.kv_get("oi-rule", "state")
+
+    def alerts_for(symbol: str) -> list[Any]:
+        return [r for r in backend.received(OI_ALERTS) if r.body["symbol"] == symbol]
+
+    gate = threading.Event()
+    boards = Boards()
+    config = Config().replace(
+        volspike_api_url=backend.url, volspike_api_key=backend.api_key, state_dir=tmp_path
+    )
+    poller = OpenInterestPollerActor.spec(
+        config, board=boards.prices, status=boards.status, rule=FAST_RULE, snapshot=False,
+        deliver_period_s=0.1,  # no gateway: the test tells it the answers
+    )  # fmt: skip
+    children = [
+        ChildSpec(
+            name="store",
+            actor_class=ShyStore,
+            kwargs={"state_dir": tmp_path, "status": boards.status, "gate": gate},
+        ),
+        PosterActor.spec(config, status=boards.status),
+        poller,
+    ]
+    handle = start_tree(
+        Supervisor.spec("root", children=children, health_log_interval_s=None),
+        wait_started_s=20,
+    )
+    assert handle.started
+    tree = OiTree(handle, boards)
+    try:
+        # BTC jumps 5 % over the 31 s lookback before the state was read: a new alert
+        t = int(time.time() * 1000)
+        handle.registry.tell("oi-poller", oi_answer("BTCUSDT", 1_000_000.0, t - 31_000))
+        handle.registry.tell("oi-poller", oi_answer("BTCUSDT", 1_050_000.0, t))
+        [btc_key] = tree.ask("oi-poller", "unconfirmed")
+        assert btc_key.startswith("oi-alert:BTCUSDT:5min:UP:")
+        backend.wait_for(OI_ALERTS, 1, timeout=15)
+        assert wait_until(lambda: tree.ask("oi-poller", "unconfirmed") == ())  # confirmed
+        assert stored() == saved  # neither the BTC alert nor its receipt saved over it
+        assert alerts_for("ETHUSDT") == []  # not read yet: nothing to resend
+
+        gate.set()  # the store answers: the next deliver tick reads, merges, resends, saves
+        assert wait_until(lambda: tree.counters("oi-poller").get("oi_alerts_confirmed_total") == 2)
+        backend.wait_for(OI_ALERTS, 2, timeout=15)
+        assert tree.ask("oi-poller", "unconfirmed") == ()
+        merged = stored()
+        counters = tree.counters("oi-poller")
+    finally:
+        tree.stop()
+    assert counters["oi_alerts_total"] == 2  # BTC once, ETH resent once: nothing twice
+    assert counters["oi_alerts_resent_total"] == 1
+    [received] = alerts_for("ETHUSDT")
+    assert received.headers["idempotency-key"] == alert_key(eth)
+    assert len(alerts_for("BTCUSDT")) == 1
+    assert merged == {
+        "outside": [["BTCUSDT", "5 min", "UP"], ["ETHUSDT", "5 min", "UP"]],
+        "cooldowns": [["BTCUSDT", "UP", "5 min", t], ["ETHUSDT", "UP", "5 min", now_ms - 60_000]],
+        "unconfirmed": [],
+    }
+
+
+def test_a_history_never_given_back_or_kept_with_another_retention_is_loaded_from_the_store(
+    tmp_path,
+):
+    """The keeper hands the OI history from an incarnation to the next. One that never gave it
+    back (abandoned while hung: it still holds it) leaves the keeper empty, and its successor
+    loads the history from the store instead of sharing lists with it; a kept history built for
+    another retention is not used either. Each run here is a tree with the same poller spec,
+    so the same keeper; the store, new each time, counts its history loads."""
+    now_ms = int(time.time() * 1000)
+    rows = [("BTCUSDT", now_ms - s * 1000, 1_000_000.0 + s, 50_000.0) for s in (30, 20, 10)]
+    with StateStore(tmp_path) as store:
+        store.append_oi_history(
+            OiSample(symbol=Symbol(s), time_ms=TimestampMs(t), open_interest=oi, mark_price=m)
+            for s, t, oi, m in rows
+        )
+    boards = Boards()
+    config = Config().replace(state_dir=tmp_path)
+    poller = OpenInterestPollerActor.spec(
+        config, board=boards.prices, status=boards.status, snapshot=False
+    )
+    keeper = poller.kwargs["history_keeper"]
+    retention_ms = OiRuleConfig.from_config(config).retention_ms
+
+    def run() -> float:
+        """Start a tree, let the poller load, stop it; the store's history loads."""
+        status = StatusBoard()
+        children = [StoreActor.spec(config, status=status), poller]
+        handle = start_tree(
+            Supervisor.spec("root", children=children, health_log_interval_s=None),
+            wait_started_s=20,
+        )
+        assert handle.started  # the poller's on_start (its loading) has returned
+        assert handle.shutdown("test over", timeout=30) == 0
+        return status.counters().get("store", {}).get("store_oi_history_loads_total", 0)
+
+    assert run() == 1  # the first incarnation: nothing kept, loaded from the store
+    first = keeper.take()
+    assert first is not None
+    assert sorted(first.export_rows()) == sorted(rows)
+    keeper.give_back(first)
+    assert run() == 0  # control: given back at the end, taken at the start, not reloaded
+    abandoned = keeper.take()
+    assert abandoned is first  # the very history went on
+
+    # an incarnation abandoned while hung still holds it: its successor loads its own
+    assert run() == 1
+    successor = keeper.take()
+    assert successor is not None
+    assert successor is not abandoned
+    assert sorted(successor.export_rows()) == sorted(rows)
+
+    # a history kept for another retention (another rule) is not gone on with
+    other = OiHistory(retention_ms + 1)
+    other.add("ETHUSDT", now_ms, 2_000_000.0, None)
+    keeper.give_back(other)
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        assert run() == 1
+    finally:
+        logger.remove(sink)
+    assert [line for line in lines if "OI history kept in memory is unusable" in line]
+    reloaded = keeper.take()
+    assert reloaded is not None
+    assert reloaded is not other
+    assert reloaded.retention_ms == retention_ms
+    assert sorted(reloaded.export_rows()) == sorted(rows)

@@ -11,12 +11,14 @@ import csv
 import itertools
 import json
 import math
+import threading
 from collections import defaultdict
 
 import pytest
 
 from actors._oi_rule import (
     DEFAULT_TIMEFRAMES,
+    HistoryKeeper,
     OiAlertRule,
     OiHistory,
     OiRuleConfig,
@@ -300,6 +302,60 @@ def test_a_history_handed_to_a_new_rule_keeps_its_baselines_and_can_be_checked()
     second.history.clear()
     assert len(second.history) == 0
     assert second.history.consistent()
+
+
+def test_the_keeper_hands_its_history_to_one_taker_and_is_empty_until_given_back():
+    keeper = HistoryKeeper()
+    assert keeper.take() is None  # nothing kept yet: the first incarnation loads from the store
+    history = OiHistory(OiRuleConfig().retention_ms)
+    history.add("MAVIAUSDT", T0, BIG, None)
+    keeper.give_back(history)
+    assert keeper.take() is history  # the very object: the next incarnation goes on with it
+    assert keeper.take() is None  # now the taker's: a second taker gets none, never a share
+    keeper.give_back(history)
+    newer = OiHistory(OiRuleConfig().retention_ms)
+    keeper.give_back(newer)  # the last one given back is the one kept
+    assert keeper.take() is newer
+    assert keeper.take() is None
+    assert (history.retention_ms, OiHistory(61_000).retention_ms) == (3_720_000, 61_000)
+
+
+def test_takers_racing_for_the_kept_history_never_hold_it_two_at_a_time():
+    keeper = HistoryKeeper()
+    history = OiHistory(OiRuleConfig().retention_ms)
+    keeper.give_back(history)
+    lock = threading.Lock()
+    holders: list[int] = [0, 0]  # holding now, most ever holding at once
+    got = [0] * 4
+    strangers: list[object] = []
+    start = threading.Barrier(len(got), timeout=10)
+
+    def take_and_give_back(i: int) -> None:
+        start.wait()
+        for _ in range(2_000):
+            taken = keeper.take()
+            if taken is None:
+                continue
+            if taken is not history:
+                strangers.append(taken)
+            with lock:
+                holders[0] += 1
+                holders[1] = max(holders)
+            got[i] += 1
+            with lock:
+                holders[0] -= 1
+            keeper.give_back(taken)
+
+    threads = [threading.Thread(target=take_and_give_back, args=(i,)) for i in range(len(got))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert (holders, strangers) == ([0, 1], [])
+    assert sum(got) > 0
+    assert keeper.take() is history  # handed around, never lost nor doubled
+    assert keeper.take() is None
 
 
 # --- enrichment -------------------------------------------------------------------------------

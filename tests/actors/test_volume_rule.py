@@ -476,6 +476,19 @@ def test_state_rows_round_trip_and_merge_keeps_only_what_both_copies_owe(run: Ru
     assert run.half(T14 + 31 * MIN) == []
 
 
+def test_of_two_detections_of_one_hour_the_merge_keeps_the_earlier_and_what_it_owes():
+    saved = [X, T14, T14 + 10 * MIN, PREV, True, True]  # detected at :10, HALF still owed
+    later = [X, T14, T14 + 21 * MIN, PREV, False, True]  # again at :21: past the HALF cut-off
+    ours = SpikeDetector()
+    ours.import_state({"version": 1, "spikes": [later]})
+    ours.import_state({"version": 1, "spikes": [saved]})  # the late read of the saved state
+    assert [r.to_row() for r in ours.records] == [saved]
+    theirs = SpikeDetector()
+    theirs.import_state({"version": 1, "spikes": [saved]})
+    theirs.import_state({"version": 1, "spikes": [later]})  # a later copy changes nothing
+    assert [r.to_row() for r in theirs.records] == [saved]
+
+
 @pytest.mark.parametrize(
     "state",
     [

@@ -23,12 +23,12 @@ import pytest
 from loguru import logger
 
 from actors._candle_store import HOUR_MS
-from actors._handoff import alert_key
+from actors._handoff import Unconfirmed, alert_key
 from actors._oi_board import OiBoard
 from actors._price_board import PriceBoard
 from actors._status import StatusBoard
 from actors._store import StateStore
-from actors._volume_rule import SpikeConfig
+from actors._volume_rule import STATE_VERSION, SpikeConfig
 from actors.store import StoreActor
 from actors.volume_scanner import VolumeScannerActor
 from messages._base import Message
@@ -255,6 +255,8 @@ class ScannerTree:
     market: FakeMarket
     state_dir: Path
     per_connection: int = 200
+    store_first: bool = True
+    """False: the store is started after the scanner (which cannot read its state at start)."""
     journal: Journal = field(default_factory=Journal)
     oi: OiBoard = field(default_factory=OiBoard)
     handle: RootHandle = field(init=False)
@@ -281,8 +283,11 @@ class ScannerTree:
             },
             backoff=BackoffPolicy.immediate(),  # a restart must not wait for fake time
         )
+        store = ChildSpec(
+            name="store", actor_class=StoreActor, kwargs={"state_dir": self.state_dir}
+        )
         children = [
-            ChildSpec(name="store", actor_class=StoreActor, kwargs={"state_dir": self.state_dir}),
+            *([store] if self.store_first else []),
             ChildSpec(name=POSTER, actor_class=FakePoster, kwargs={"journal": self.journal}),
             ChildSpec(
                 name=GATEWAY,
@@ -290,6 +295,7 @@ class ScannerTree:
                 kwargs={"journal": self.journal, "market": self.market},
             ),
             scanner,
+            *([] if self.store_first else [store]),
             *(
                 ChildSpec(name=name, actor_class=Capture, kwargs={"journal": self.journal})
                 for name in SHARDS
@@ -420,6 +426,7 @@ def make_tree(tmp_path):
         start_ms: int = H1 + 2 * MIN_MS,
         offset_ms: int = 0,
         per_connection: int = 200,
+        store_first: bool = True,
     ) -> ScannerTree:
         """A started tree; ``symbols`` are listed with a closed ``H0`` candle of that volume."""
         clock = FakeClock(start=(start_ms - offset_ms) / 1000)
@@ -427,7 +434,7 @@ def make_tree(tmp_path):
         market = FakeMarket(server_time, tuple(symbols))
         for symbol, previous in symbols.items():
             market.put(kline(symbol, H0, previous, closed=True))
-        tree = ScannerTree(clock, server_time, market, tmp_path, per_connection)
+        tree = ScannerTree(clock, server_time, market, tmp_path, per_connection, store_first)
         trees.append(tree)
         return tree
 
@@ -893,4 +900,85 @@ def test_an_alert_the_poster_never_confirmed_is_resent_on_the_tick_and_after_a_r
     tree.ask("store", Ping())  # it has written what the scanner saved after the receipt
     with StateStore(tree.state_dir) as store:
         assert store.kv_get("volume", "detector")["unconfirmed"] == []
+    tree.stop()
+
+
+def test_a_state_the_store_could_not_answer_at_start_is_read_on_a_backfill_tick_not_overwritten(
+    make_tree, tmp_path
+):
+    """The store starts after the scanner (a spec order, or a store that is not there yet): the
+    scanner saves nothing over the state it could not read; the next backfill tick reads it,
+    merges it with what happened since, resends the saved unconfirmed alert once and saves."""
+    x_spike = VolumeAlert(
+        symbol=Symbol("XUSDT"), asset="X", current_volume=5_100_000.0,
+        previous_volume=1_500_000.0, volume_ratio=3.4,
+        message="X hourly volume 5.10M (3.40x prev) — VOLUME SPIKE!",
+        timestamp_ms=TimestampMs(H1 + 10 * MIN_MS),
+        detection_time_ms=TimestampMs(H1 + 10 * MIN_MS), hour_timestamp_ms=TimestampMs(H1),
+    )  # fmt: skip
+    waiting = Unconfirmed()
+    waiting.add(x_spike, 0.0)
+    x_record = ["XUSDT", H1, H1 + 10 * MIN_MS, 1_500_000.0, True, True]  # HALF and FULL owed
+    saved = {"version": STATE_VERSION, "spikes": [x_record], "unconfirmed": waiting.export()}
+    with StateStore(tmp_path) as store:
+        store.kv_put("volume", "detector", saved, 0)
+
+    def stored() -> Any:
+        tree.ask("store", Ping())  # it has written every PutState the scanner told it before
+        with StateStore(tmp_path) as store:
+            return store.kv_get("volume", "detector")
+
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        tree = make_tree(
+            {"XUSDT": 1_500_000.0, "YUSDT": 1_500_000.0},
+            start_ms=H1 + 12 * MIN_MS,
+            store_first=False,
+        )
+    finally:
+        logger.remove(sink)
+    assert [line for line in lines if "could not load the saved spike state" in line]
+    ready(tree, "XUSDT", "YUSDT")
+    # a new alert before the state was read: handed over and confirmed, but saved over nothing
+    tree.trade("YUSDT", H1, 5_000_000.0)
+    assert tree.alerts() == [("SPIKE", "YUSDT")]
+    assert tree.ask(SCANNER, "unconfirmed") == ()
+    assert stored() == saved
+
+    tree.advance_to(tree.now_ms() + 60_000)  # the backfill tick: read, merged, resent, saved
+    assert tree.alerts() == [("SPIKE", "YUSDT"), ("SPIKE", "XUSDT")]
+    assert tree.raw_alerts("XUSDT") == [x_spike]  # the saved alert itself
+    assert tree.ask(SCANNER, "unconfirmed") == ()  # the poster confirmed it
+    merged = stored()
+    assert merged["unconfirmed"] == []
+    y_record = ["YUSDT", H1, H1 + 12 * MIN_MS, 1_500_000.0, True, True]
+    assert sorted(merged["spikes"]) == [x_record, y_record]
+
+    # the saved dedup holds (no second X SPIKE) and its owed HALF_UPDATE comes at hh:30
+    tree.trade("XUSDT", H1, 6_000_000.0)
+    tree.advance_to(tree.now_ms() + 60_000)  # another backfill tick: nothing to resend
+    assert tree.alerts() == [("SPIKE", "YUSDT"), ("SPIKE", "XUSDT")]
+    tree.advance_to(H1 + 30 * MIN_MS)
+    assert sorted(tree.alerts()[2:]) == [("HALF_UPDATE", "XUSDT"), ("HALF_UPDATE", "YUSDT")]
+    assert tree.alerts("XUSDT") == [("SPIKE", "XUSDT"), ("HALF_UPDATE", "XUSDT")]
+    tree.stop()
+
+
+def test_a_spike_repeated_before_the_late_read_keeps_the_saved_owed_half_update(
+    make_tree, tmp_path
+):
+    """The saved X SPIKE (detected at :10, HALF owed) is read late; X crossed again at :21
+    meanwhile, past the HALF cut-off: the merge keeps the earlier detection and what it owes."""
+    x_record = ["XUSDT", H1, H1 + 10 * MIN_MS, 1_500_000.0, True, True]
+    with StateStore(tmp_path) as store:
+        saved = {"version": STATE_VERSION, "spikes": [x_record], "unconfirmed": []}
+        store.kv_put("volume", "detector", saved, 0)
+    tree = make_tree({"XUSDT": 1_500_000.0}, start_ms=H1 + 21 * MIN_MS, store_first=False)
+    ready(tree, "XUSDT")
+    tree.trade("XUSDT", H1, 6_000_000.0)
+    assert tree.alerts() == [("SPIKE", "XUSDT")]
+    tree.advance_to(tree.now_ms() + 60_000)  # the backfill tick: the saved state is read
+    tree.advance_to(H1 + 30 * MIN_MS)
+    assert tree.alerts() == [("SPIKE", "XUSDT"), ("HALF_UPDATE", "XUSDT")]
     tree.stop()

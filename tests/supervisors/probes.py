@@ -130,6 +130,11 @@ class Script:
     timer_period_s: float | None = None
     timer_aligned: bool = False
     timer_offset_s: float = 0.0
+    crash_ticks: int = 0
+    """Ticks to crash on (after journalling them), one per count, across incarnations."""
+    settle_timers_on_start: bool = False
+    """Wait in ``on_start`` until the timer service told the ticks owed to the new timer, so
+    they are queued before anything the supervisor tells after the start (a redelivery)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, counter: str) -> bool:
@@ -168,6 +173,9 @@ class ProbeActor(SupervisedActor):
                 aligned=self.script.timer_aligned,
                 offset_s=self.script.timer_offset_s,
             )
+            if self.script.settle_timers_on_start:
+                assert self.timers is not None
+                assert self.timers.settle(WAIT)
         self.journal.add("started", self.name, self.generation)
 
     def on_receive(self, message: Any) -> Any:
@@ -197,6 +205,8 @@ class ProbeActor(SupervisedActor):
                 self.actor_stopped.set()
             case Tick():
                 self.journal.add("tick", self.name, self.generation, message)
+                if self.script.take("crash_ticks"):
+                    raise RuntimeError(f"crashed on the {message.timer} tick")
             case _:
                 return super().on_receive(message)
         return None

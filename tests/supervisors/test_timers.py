@@ -456,3 +456,39 @@ def test_an_hourly_tick_lost_in_a_crashed_inbox_reaches_the_next_incarnation(tre
         assert ticks == [(2, 3_600_000, True)]
     finally:
         gate.set()
+
+
+def test_a_redelivered_older_tick_does_not_rewind_what_the_next_incarnation_is_owed(
+    trees, journal, logs
+):
+    """A tick its handler crashed on is redelivered to the next incarnation, which may take it
+    after the newer slots owed to it (told as its timer starts): taking that older tick must
+    not move the incarnation's "last taken" back, or another crash would owe those newer
+    slots, already handled, to the incarnation after it."""
+    clock = FakeClock(start=TOP_OF_HOUR + 299)  # 06:04:59
+    script = Script(
+        timer_period_s=300, timer_aligned=True, crash_ticks=1, settle_timers_on_start=True
+    )
+    two_seconds = BackoffPolicy(initial_s=2.0, max_s=2.0, jitter=0.0)
+    handle = trees(root([probe("scanner", journal, script, backoff=two_seconds)]), clock=clock)
+    advance(clock, handle.timers, 1)  # 06:05: generation 1 takes the tick and crashes on it
+    assert logs.wait_for("root/scanner RuntimeError@receive; restart #1 in 2.00 s")
+    advance(clock, handle.timers, 601)  # 06:15:01: restarted after 06:10 and 06:15 passed
+    assert journal.wait_for("tick", "scanner", count=4)
+
+    def ticks() -> list[tuple[int, int]]:
+        return [(e[2], e[3].scheduled_ms - HOUR_MS) for e in journal.events("tick")]
+
+    # generation 2 took the owed slots, then the 06:05 tick redelivered to it (after the start)
+    assert ticks() == [(1, 300_000), (2, 600_000), (2, 900_000), (2, 300_000)]
+    handle.registry.tell("scanner", ProbeCrash())
+    assert logs.wait_for("root/scanner RuntimeError@receive; restart #2 in 2.00 s")
+    advance(clock, handle.timers, 2)  # 06:15:03: generation 3, owed nothing before 06:20
+    assert journal.wait_for("started", "scanner", count=3)
+    assert handle.registry.ask("scanner", Ping(), timeout=WAIT).generation == 3
+    assert len(ticks()) == 4, ticks()
+    advance(clock, handle.timers, 297)  # 06:20: on time, and only that slot
+    assert journal.wait_for("tick", "scanner", count=5)
+    assert handle.registry.ask("scanner", Ping(), timeout=WAIT).generation == 3
+    assert ticks()[4:] == [(3, 1_200_000)]
+    assert not journal.events("tick")[4][3].late
