@@ -609,8 +609,11 @@ def _unknown(name: str, known: Iterable[str], cutoff: float = _SUGGEST_CUTOFF) -
 
 
 def _check_unknown_env(name: str, warn: Callable[[str], None] | None) -> None:
-    """Raise for a variable under our own prefixes that is not a setting; warn for one under a
-    shared prefix that is close to a setting (see :data:`_SHARED_PREFIXES`)."""
+    """Raise for an unknown variable under our own prefixes; warn for a near miss elsewhere.
+
+    Under a shared prefix (:data:`_SHARED_PREFIXES`) only a name close to a setting is worth a
+    warning; the others belong to other programs.
+    """
     if name in _OTHER_ENV:
         return
     if name.startswith(_STRICT_PREFIXES):
