@@ -58,6 +58,7 @@ from actors._payloads import (
 )
 from messages.delivery import DeliveryOutcome, SinkReady
 from messages.errors import CodecError, DeliveryError
+from supervisors.config import strip_userinfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -178,8 +179,8 @@ class BackendSink:
     linger_s: float = 0.0
 
     def describe(self) -> str:
-        """Name and URL (the key is never shown)."""
-        return f"{self.name} backend {self.base_url}"
+        """Name and URL (the key and any ``user:password@`` are never shown)."""
+        return f"{self.name} backend {strip_userinfo(self.base_url)}"
 
     def read_timeout_s(self, kind: str) -> float:
         """The read timeout for ``kind``."""
@@ -267,8 +268,8 @@ class TelegramSink:
     session_factory: Callable[[], requests.Session] = requests.Session
 
     def describe(self) -> str:
-        """Name, URL and chat (never the token)."""
-        return f"{self.name} {self.api_url} chat {self.chat_id}"
+        """Name, URL and chat (never the token, nor a ``user:password@``)."""
+        return f"{self.name} {strip_userinfo(self.api_url)} chat {self.chat_id}"
 
     def open(self, clock: Clock) -> SinkSession:
         """A client with its own connection pool and rate limiter."""
