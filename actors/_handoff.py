@@ -279,7 +279,7 @@ class AlertCourier:
         if not self.pending.confirm(keys):
             return False
         if waited and not self.pending:
-            self._log.info("{} confirmed every {} it was sent again", self._poster, self._what)
+            self._log.info("{} confirmed all the resent {}", self._poster, self._what)
         return True
 
     def counters(self, prefix: str) -> dict[str, float]:

@@ -9,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 import run
 from supervisors.config import LEGACY_ENV, Config
 from tests.supervisors.probes import Journal, Script, probe, root
@@ -59,6 +61,16 @@ def test_a_bad_setting_exits_2_with_one_line_naming_it(capsys):
     assert err == [
         "volspike-actors: configuration error: --set funding_api_port: 'x' is not an integer"
     ]
+
+
+def test_help_lists_every_flag_and_the_exit_codes(capsys):
+    with pytest.raises(SystemExit) as exited:
+        run.main(["--help"])
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for flag in ("--config FILE", "--set NAME=VALUE", "--print-config", "--log-json", "--simulate"):
+        assert flag in out
+    assert "Exit codes: 0 clean stop, 1 start failure or supervisor gave up, 2 bad config." in out
 
 
 def test_a_malformed_set_flag_exits_2(capsys):
@@ -203,6 +215,8 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
                 "binance_ws_url=ws://127.0.0.1:9/market",
                 "--set",
                 "binance_rest_url=http://127.0.0.1:9",
+                "--set",
+                "health_log_interval_s=0.5",
             ],
             cwd=ROOT,
             env=env,
@@ -217,6 +231,9 @@ def test_the_daemon_starts_says_what_it_runs_and_stops_cleanly_on_sigint_and_sig
             assert any("mode: live, custom exchange endpoints" in line for line in seen)
             assert any("local SQLite" in line for line in seen)
             assert any("a young pass every 20000 allocations" in line for line in seen)
+            # the health line of every actor of the real tree, every health_log_interval_s
+            _wait_for_line(lines, "health root/price-cache state=running")
+            _wait_for_line(lines, "health root/poster state=running")
             proc.send_signal(signal.SIGUSR1)  # logs every thread's stack, keeps running
             _wait_for_line(lines, "| CRITICAL | pykka | Current state of ")
             proc.send_signal(sig)

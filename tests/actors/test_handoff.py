@@ -308,7 +308,7 @@ def test_a_receipt_counts_only_when_it_confirms_something_waiting(lines):
     assert lines == []  # confirmed without anyone waiting in vain: nothing to say
     assert mine.resend(10.0) is True  # b waited in vain: a round
     assert mine.committed((alert_key(b),)) is True
-    assert lines[1:] == [("INFO", "poster confirmed every alert(s) it was sent again")]
+    assert lines[1:] == [("INFO", "poster confirmed all the resent alert(s)")]
     assert mine.counters("p") == {"p_resent_total": 1, "p_confirmed_total": 2, "p_unconfirmed": 0}
 
 
@@ -318,9 +318,9 @@ def test_confirmed_every_is_said_only_once_everything_waiting_was_confirmed(line
     mine.keep([a, b], 0.0)
     assert mine.resend(10.0) is True
     assert mine.committed((alert_key(a),)) is True
-    assert [m for _, m in lines if "confirmed every" in m] == []  # b still waits
+    assert [m for _, m in lines if "confirmed all" in m] == []  # b still waits
     assert mine.committed((alert_key(b),)) is True
-    assert lines[-1] == ("INFO", "poster confirmed every OI alert(s) it was sent again")
+    assert lines[-1] == ("INFO", "poster confirmed all the resent OI alert(s)")
     mine.keep([oi_alert(3)], 20.0)  # a new alert confirmed at once: no round, nothing said
     assert mine.committed((alert_key(oi_alert(3)),)) is True
-    assert len([m for _, m in lines if "confirmed every" in m]) == 1
+    assert len([m for _, m in lines if "confirmed all" in m]) == 1

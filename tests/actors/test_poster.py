@@ -935,3 +935,8 @@ def test_with_no_backend_alerts_and_samples_land_in_the_local_sqlite_tables(tmp_
     assert samples[1] == ("S001USDT", 1001.0, 2.5, "realtime")
     status = db_rows(tmp_path, "select sink, status, count(*) from deliveries group by 1, 2")
     assert status == [("local", "delivered", 2)]  # the alerts; samples and universe: no outbox
+
+
+def test_a_sink_describes_its_url_without_credentials():
+    prod = BackendSink(name="prod", base_url="https://user:s3cret@api.example:8443/v1", api_key="k")
+    assert prod.describe() == "prod backend https://api.example:8443/v1"
