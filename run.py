@@ -151,7 +151,10 @@ def _banner(config: Config, *, simulated: bool = False) -> None:
         _show_url(config.binance_rest_url),
         _show_url(config.binance_ws_url),
     )
-    logger.info("HTTP API: http://{}:{}", config.funding_api_host, config.funding_api_port)
+    if config.funding_api_port:
+        logger.info("HTTP API: http://{}:{}", config.funding_api_host, config.funding_api_port)
+    else:  # the API actor logs "serving on …" with the port it bound
+        logger.info("HTTP API: http://{}, on any free port", config.funding_api_host)
     logger.info("sinks: {}", "; ".join(sinks))
 
 

@@ -110,6 +110,7 @@ def test_the_banner_says_live_binance_and_the_local_sink_with_the_default_endpoi
     assert "mode: live Binance" in text
     assert "REST https://fapi.binance.com | WebSocket wss://fstream.binance.com/market" in text
     assert f"sinks: local SQLite {tmp_path / 'volspike.db'} (no backend configured)" in text
+    assert "HTTP API: http://127.0.0.1:8888" in text
 
 
 def test_run_returns_exit_code_1_when_the_root_supervisor_gives_up(
@@ -332,7 +333,7 @@ def test_the_banner_names_mode_endpoints_and_sinks_and_never_a_secret(tmp_path):
     text = "".join(banner)
     assert "mode: live, custom exchange endpoints" in text
     assert "exchange: REST http://127.0.0.1:9 | WebSocket ws://127.0.0.1:9/market" in text
-    assert "HTTP API: http://127.0.0.1:0" in text
+    assert "HTTP API: http://127.0.0.1, on any free port" in text  # funding_api_port=0
     [sinks] = [line for line in banner if "sinks: " in line]
     assert "backend PROD http://127.0.0.1:9;" in sinks
     assert "backend DEV http://127.0.0.1:9/dev;" in sinks
