@@ -463,6 +463,52 @@ def test_slow_answers_bound_the_requests_in_flight_and_recovery_is_not_a_burst(
         tree.stop()
 
 
+def saved_eth_alert(now_ms: int) -> tuple[OiAlert, dict[str, Any]]:
+    """An ETH OI alert the poster never confirmed, and the rule state saved with it."""
+    alert = OiAlert(
+        symbol=Symbol("ETHUSDT"), direction="UP", baseline=1e6, current=1.05e6, pct_change=0.05,
+        abs_change=5e4, timestamp_ms=TimestampMs(now_ms - 60_000), timeframe="5 min",
+    )  # fmt: skip
+    waiting = Unconfirmed()
+    waiting.add(alert, 0.0)
+    state = {
+        "outside": [["ETHUSDT", "5 min", "UP"]],
+        "cooldowns": [["ETHUSDT", "UP", "5 min", now_ms - 60_000]],
+        "unconfirmed": waiting.export(),
+    }
+    return alert, state
+
+
+def start_without_gateway(
+    backend: BackendDouble,
+    tmp_path: Any,
+    *,
+    store: ChildSpec | None = None,
+    boards: Boards | None = None,
+    **poller_options: Any,
+) -> OiTree:
+    """Store, poster and poller only: the test tells the poller what it needs."""
+    boards = boards or Boards()
+    config = Config().replace(
+        volspike_api_url=backend.url, volspike_api_key=backend.api_key, state_dir=tmp_path
+    )
+    poller = OpenInterestPollerActor.spec(
+        config, board=boards.prices, status=boards.status, snapshot=False, deliver_period_s=0.1,
+        **poller_options,
+    )  # fmt: skip
+    children = [
+        store or StoreActor.spec(config, status=boards.status),
+        PosterActor.spec(config, status=boards.status),
+        poller,
+    ]
+    handle = start_tree(
+        Supervisor.spec("root", children=children, health_log_interval_s=None),
+        wait_started_s=20,
+    )
+    assert handle.started
+    return OiTree(handle, boards)
+
+
 def test_a_restarted_poller_resends_the_oi_alerts_it_saved_unconfirmed_and_keeps_its_state(
     backend, tmp_path
 ):
@@ -470,39 +516,13 @@ def test_a_restarted_poller_resends_the_oi_alerts_it_saved_unconfirmed_and_keeps
     before the outbox commit) was saved with the rule state: the next poller hands it over at
     once, the backend gets it exactly once, and the receipt is saved (no resend after that)."""
     now_ms = int(time.time() * 1000)
-    alert = OiAlert(
-        symbol=Symbol("ETHUSDT"), direction="UP", baseline=1e6, current=1.05e6, pct_change=0.05,
-        abs_change=5e4, timestamp_ms=TimestampMs(now_ms - 60_000), timeframe="5 min",
-    )  # fmt: skip
-    waiting = Unconfirmed()
-    waiting.add(alert, 0.0)
-    rule_state = {
-        "outside": [["ETHUSDT", "5 min", "UP"]],
-        "cooldowns": [["ETHUSDT", "UP", "5 min", now_ms - 60_000]],
-    }
+    alert, saved = saved_eth_alert(now_ms)
+    rule_state = {k: v for k, v in saved.items() if k != "unconfirmed"}
     with StateStore(tmp_path) as store:
-        store.kv_put("oi-rule", "state", {**rule_state, "unconfirmed": waiting.export()}, now_ms)
+        store.kv_put("oi-rule", "state", saved, now_ms)
 
     def start() -> OiTree:
-        boards = Boards()
-        config = Config().replace(
-            volspike_api_url=backend.url, volspike_api_key=backend.api_key, state_dir=tmp_path
-        )
-        poller = OpenInterestPollerActor.spec(
-            config, board=boards.prices, status=boards.status, snapshot=False,
-            deliver_period_s=0.1, resend_after_s=0.3,  # no gateway: it only hands alerts over
-        )  # fmt: skip
-        children = [
-            StoreActor.spec(config, status=boards.status),
-            PosterActor.spec(config, status=boards.status),
-            poller,
-        ]
-        handle = start_tree(
-            Supervisor.spec("root", children=children, health_log_interval_s=None),
-            wait_started_s=20,
-        )
-        assert handle.started
-        return OiTree(handle, boards)
+        return start_without_gateway(backend, tmp_path, resend_after_s=0.3)
 
     tree = start()
     try:
@@ -560,17 +580,7 @@ def test_a_rule_state_the_store_did_not_answer_at_start_is_read_on_a_deliver_tic
     alert raised meanwhile); the next ``oi-deliver`` tick after the store answers merges it,
     resends its unconfirmed alert once, and saves both alerts' sides and cooldowns."""
     now_ms = int(time.time() * 1000)
-    eth = OiAlert(
-        symbol=Symbol("ETHUSDT"), direction="UP", baseline=1e6, current=1.05e6, pct_change=0.05,
-        abs_change=5e4, timestamp_ms=TimestampMs(now_ms - 60_000), timeframe="5 min",
-    )  # fmt: skip
-    waiting = Unconfirmed()
-    waiting.add(eth, 0.0)
-    saved = {
-        "outside": [["ETHUSDT", "5 min", "UP"]],
-        "cooldowns": [["ETHUSDT", "UP", "5 min", now_ms - 60_000]],
-        "unconfirmed": waiting.export(),
-    }
+    eth, saved = saved_eth_alert(now_ms)
     with StateStore(tmp_path) as store:
         store.kv_put("oi-rule", "state", saved, now_ms)
 
@@ -585,28 +595,14 @@ def test_a_rule_state_the_store_did_not_answer_at_start_is_read_on_a_deliver_tic
 
     gate = threading.Event()
     boards = Boards()
-    config = Config().replace(
-        volspike_api_url=backend.url, volspike_api_key=backend.api_key, state_dir=tmp_path
+    shy = ChildSpec(
+        name="store",
+        actor_class=ShyStore,
+        kwargs={"state_dir": tmp_path, "status": boards.status, "gate": gate},
     )
-    poller = OpenInterestPollerActor.spec(
-        config, board=boards.prices, status=boards.status, rule=FAST_RULE, snapshot=False,
-        deliver_period_s=0.1,  # no gateway: the test tells it the answers
-    )  # fmt: skip
-    children = [
-        ChildSpec(
-            name="store",
-            actor_class=ShyStore,
-            kwargs={"state_dir": tmp_path, "status": boards.status, "gate": gate},
-        ),
-        PosterActor.spec(config, status=boards.status),
-        poller,
-    ]
-    handle = start_tree(
-        Supervisor.spec("root", children=children, health_log_interval_s=None),
-        wait_started_s=20,
-    )
-    assert handle.started
-    tree = OiTree(handle, boards)
+    # no gateway: the test tells the poller the answers
+    tree = start_without_gateway(backend, tmp_path, store=shy, boards=boards, rule=FAST_RULE)
+    handle = tree.handle
     try:
         # BTC jumps 5 % over the 31 s lookback before the state was read: a new alert
         t = int(time.time() * 1000)
